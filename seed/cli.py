@@ -1,0 +1,205 @@
+"""The `seed` command: one subcommand per stage of the pipeline, plus scoring and validation tools.
+
+Every subcommand reads its defaults from its own section of ``params.yaml`` (``--params`` to choose
+another file); flags override the file. Bad input ends in one ``error: ...`` line naming the file and
+field, and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from seed.errors import SeedError
+
+EPILOG = """\
+the default pipeline (what `make demo` runs):
+  seed data synth --out data --seed 0      build the embedded world
+  seed validate data                       check it with great-expectations
+  seed pretrain --data data --out artifacts/base-model
+  seed eval --model artifacts/base-model --data data --out reports
+
+see README.md for real data and real checkpoints."""
+
+
+def _add_dataclass_flags(
+    parser: argparse.ArgumentParser, cls, section: str, skip: tuple[str, ...] = ()
+) -> None:
+    """One optional flag per scalar field of a config dataclass (``--n-train``); None keeps params.yaml."""
+    for f in dataclasses.fields(cls):
+        if f.name in skip or f.type not in ("int", "float", "str", "bool"):
+            continue
+        kind = {"int": int, "float": float, "str": str, "bool": lambda s: s.lower() in ("1", "true", "yes")}[
+            f.type
+        ]
+        default = f.default if f.default is not dataclasses.MISSING else "(computed)"
+        parser.add_argument(
+            f"--{f.name.replace('_', '-')}",
+            dest=f.name,
+            type=kind,
+            default=None,
+            metavar=f.type.upper(),
+            help=f"{section}.{f.name} (default {default!r})",
+        )
+
+
+def _overrides(args: argparse.Namespace, cls) -> dict:
+    return {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(cls)
+        if getattr(args, f.name, None) is not None
+    }
+
+
+def _cmd_synth(args: argparse.Namespace) -> int:
+    from seed.params import load_config
+    from seed.world.synth import WorldConfig, synthesize
+
+    config = load_config(WorldConfig, "world", args.params, **_overrides(args, WorldConfig))
+    start = time.perf_counter()
+    summary = synthesize(Path(args.out), config, progress=not args.quiet)
+    print(
+        json.dumps(
+            {"out": str(args.out), "seconds": round(time.perf_counter() - start, 1), **summary}, indent=2
+        )
+    )
+    return 0
+
+
+def _cmd_pretrain(args: argparse.Namespace) -> int:
+    from seed.params import load_config
+    from seed.pretrain import PretrainConfig, pretrain
+
+    config = load_config(PretrainConfig, "pretrain", args.params, **_overrides(args, PretrainConfig))
+    summary = pretrain(args.data, args.out, config, progress=not args.quiet)
+    summary.pop("config")
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from seed.evaluate import EvaluateConfig
+    from seed.params import load_config
+    from seed.stages import run_evaluate
+
+    config = load_config(EvaluateConfig, "evaluate", args.params, **_overrides(args, EvaluateConfig))
+    metrics = run_evaluate(
+        Path(args.model),
+        Path(args.data),
+        Path(args.out),
+        config,
+        adapter=Path(args.adapter) if args.adapter else None,
+        progress=not args.quiet,
+    )
+    from seed.report import results_table
+
+    print(results_table(metrics))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="seed",
+        description="SEED: remove hallucinations from vision-language models by self-evolving distillation.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--params", default="params.yaml", help="params file (default: params.yaml)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    data = sub.add_parser("data", help="build datasets (the embedded world)")
+    data_sub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    synth = data_sub.add_parser(
+        "synth",
+        help="generate the procedural image world in the real benchmark formats",
+        description="Generate a deterministic world: PNG scenes, COCO-style annotations, LLaVA conversations, "
+        "official-format POPE/MME files and a CHAIR image list. Options default to params.yaml's "
+        "`world` section.",
+    )
+    synth.add_argument("--out", required=True, help="output folder (replaced if it holds a previous world)")
+    from seed.world.synth import WorldConfig
+
+    _add_dataclass_flags(synth, WorldConfig, "world")
+    synth.set_defaults(func=_cmd_synth)
+
+    sub.add_parser(
+        "validate",
+        help="validate a world folder, POPE files or an MME folder (great-expectations)",
+        add_help=False,
+    )
+    sub.add_parser(
+        "pope-score", help="score POPE answers against questions with the official parsing", add_help=False
+    )
+
+    pre = sub.add_parser(
+        "pretrain",
+        help="train the embedded base model on a world's supervised split",
+        description="Train the small LLaVA-architecture base model (CLIP-style vision tower, "
+        "projector, Llama-style decoder) with a locally built tokenizer and processor; "
+        "saves it with save_pretrained (safetensors).",
+    )
+    pre.add_argument("--data", required=True, help="world folder")
+    pre.add_argument("--out", required=True, help="model folder to write")
+    from seed.pretrain import PretrainConfig
+
+    _add_dataclass_flags(pre, PretrainConfig, "pretrain")
+    pre.set_defaults(func=_cmd_pretrain)
+
+    ev = sub.add_parser(
+        "eval",
+        help="evaluate a model on POPE, MME-hallucination and CHAIR",
+        description="Answer every benchmark with the model (optionally with a PEFT adapter merged) "
+        "and write answers files, reports/metrics.json and plots.",
+    )
+    ev.add_argument("--model", required=True, help="model folder or hub id (AutoModelForImageTextToText)")
+    ev.add_argument("--adapter", default=None, help="PEFT adapter folder to merge before evaluating")
+    ev.add_argument("--data", required=True, help="world folder")
+    ev.add_argument("--out", default="reports", help="reports folder (default: reports)")
+    from seed.evaluate import EvaluateConfig
+
+    _add_dataclass_flags(ev, EvaluateConfig, "evaluate")
+    ev.set_defaults(func=_cmd_eval)
+    return parser
+
+
+DELEGATED = {
+    "validate": ("seed.validate", "main_validate"),
+    "pope-score": ("seed.eval.pope", "main_pope_score"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        if argv and argv[0] in DELEGATED:
+            import importlib
+
+            module, func = DELEGATED[argv[0]]
+            return getattr(importlib.import_module(module), func)(argv[1:])
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "func", None):
+            target = parser
+            if args.command == "data":
+                target = parser._subparsers._group_actions[0].choices["data"]  # noqa: SLF001
+            target.print_help()
+            return 0 if args.command is None else 2
+        return args.func(args)
+    except SeedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

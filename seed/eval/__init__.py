@@ -1,0 +1,11 @@
+"""Benchmark metrics, pure and framework-free: POPE, the MME hallucination subset and CHAIR.
+
+Each module reads its benchmark's on-disk format (see docs/data-format.md), parses model answers
+with the benchmark's official rule, and turns labels and predictions into numbers. Nothing here
+imports torch or runs a model; generating the answers is another module's job.
+
+- `seed.eval.pope`: POPE yes/no questions; accuracy, precision, recall, F1, yes-ratio.
+- `seed.eval.mme`: MME existence / count / position / color; acc, acc+, score (max 200 each).
+- `seed.eval.chair`: CHAIR_i and CHAIR_s on free captions, objects mapped through a synonym list.
+- `seed.eval.bootstrap`: percentile bootstrap confidence intervals.
+"""

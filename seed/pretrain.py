@@ -1,0 +1,245 @@
+"""Stage `pretrain`: train the embedded base model on a world's supervised split.
+
+The base model is what SEED later improves, so it is trained the way LLaVA-style models are: next
+token prediction on the assistant turns of multi-turn image conversations (prompt and image tokens
+carry no loss). Its hallucinations are not put there by hand; they come from the data (scene-object
+co-occurrence, canonical colours, small and hidden objects, captions that name absent objects, and
+training negatives that are rarely plausible objects; see docs/world.md).
+
+The run is seeded and takes a fixed number of optimiser steps, so two runs with the same data and
+config give the same weights on the same machine.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from seed.conversation import load_conversations, to_messages
+from seed.errors import DataError
+from seed.modeling import ModelConfig
+from seed.params import check_range
+
+SECTION = "pretrain"
+
+
+@dataclass
+class PretrainConfig:
+    """Hyperparameters of stage `pretrain` (params.yaml section ``pretrain``)."""
+
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup_steps: int = 40
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    seed: int = 0
+    threads: int = 0  # 0: torch's default
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, dict):
+            self.model = ModelConfig(**self.model)
+        check_range(SECTION, "steps", self.steps, lo=1)
+        check_range(SECTION, "batch_size", self.batch_size, lo=1)
+        check_range(SECTION, "lr", self.lr, lo=0, hi=1, lo_open=True)
+        check_range(SECTION, "warmup_steps", self.warmup_steps, lo=0)
+        check_range(SECTION, "weight_decay", self.weight_decay, lo=0)
+        check_range(SECTION, "grad_clip", self.grad_clip, lo=0, lo_open=True)
+        check_range(SECTION, "threads", self.threads, lo=0)
+
+
+def collect_texts(data_dir: Path) -> list[str]:
+    """Every text of a world that the model may read or write: its vocabulary source.
+
+    Only words are taken from the evaluation files (their question phrasing), never labels.
+    """
+    from seed.eval.pope import POPE_PROMPT_SUFFIX
+
+    texts = [POPE_PROMPT_SUFFIX, "Please describe this image in detail."]
+    for name, answers in (("train/conversations.json", True), ("seed/instructions.json", False)):
+        path = data_dir / name
+        if path.exists():
+            for record in load_conversations(path, require_answers=answers):
+                texts.extend(turn["value"] for turn in record["conversations"])
+    for pope_file in sorted((data_dir / "pope").glob("*.json")):
+        for line in pope_file.read_text().splitlines():
+            if line.strip():
+                texts.append(json.loads(line).get("text", ""))
+    for txt in sorted((data_dir / "mme").glob("*/*.txt")):
+        texts.extend(line.split("\t")[0] for line in txt.read_text().splitlines())
+    words = {"Yes", "No", "yes", "no"}
+    texts.append(" ".join(sorted(words)))
+    return texts
+
+
+def render_conversation(messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
+    """The chat-template text of a conversation and the character spans the model must learn.
+
+    Produces exactly what ``seed.modeling.CHAT_TEMPLATE`` renders (a test holds the two equal), but
+    in one pass of string joins, which matters for thousands of multi-turn conversations. Each span
+    covers one assistant answer and its ``</s>``.
+    """
+    parts: list[str] = []
+    spans: list[tuple[int, int]] = []
+    length = 0
+    for message in messages:
+        texts = "".join(item["text"] for item in message["content"] if item["type"] == "text")
+        if message["role"] == "user":
+            images = sum(item["type"] == "image" for item in message["content"])
+            piece = "USER: " + "<image>\n" * images + texts + " "
+        else:
+            head = "ASSISTANT: "
+            piece = head + texts + "</s>"
+            spans.append((length + len(head), length + len(piece)))
+        parts.append(piece)
+        length += len(piece)
+    return "".join(parts), spans
+
+
+def encode_conversations(
+    tokenizer, conversations: list[list[dict]], num_image_tokens: int
+) -> list[tuple[list[int], list[int]]]:
+    """Token ids and labels per conversation; labels are -100 except on assistant answers (+ ``</s>``).
+
+    The single ``<image>`` token of the template is expanded to ``num_image_tokens`` copies, as the
+    processor does. Returns [(input_ids, labels)] with equal lengths.
+    """
+    rendered = [render_conversation(messages) for messages in conversations]
+    batch = tokenizer([text for text, _ in rendered], add_special_tokens=False, return_offsets_mapping=True)
+    image_id = tokenizer.convert_tokens_to_ids("<image>")
+    out = []
+    for (_, spans), ids, offsets in zip(rendered, batch["input_ids"], batch["offset_mapping"], strict=True):
+        ids_out: list[int] = []
+        labels_out: list[int] = []
+        for tok, (begin, _end) in zip(ids, offsets, strict=True):
+            learn = any(a <= begin < b for a, b in spans)
+            reps = num_image_tokens if tok == image_id else 1
+            ids_out.extend([tok] * reps)
+            labels_out.extend([tok if learn else -100] * reps)
+        out.append((ids_out, labels_out))
+    return out
+
+
+def load_pixels(processor, paths: list[Path], batch: int = 256):
+    """Normalised pixel tensor (n, 3, H, W) for image files, through the processor's image side."""
+    import torch
+    from PIL import Image
+
+    chunks = []
+    for i in range(0, len(paths), batch):
+        images = []
+        for p in paths[i : i + batch]:
+            try:
+                with Image.open(p) as im:
+                    images.append(im.convert("RGB"))
+            except (OSError, ValueError) as exc:
+                raise DataError(p, f"cannot decode image: {exc}") from exc
+        chunks.append(processor.image_processor(images, return_tensors="pt")["pixel_values"])
+    return torch.cat(chunks)
+
+
+def lr_at(step: int, config: PretrainConfig) -> float:
+    """Linear warm-up then cosine decay to 10% of the peak."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def pretrain(
+    data_dir: str | Path, out_dir: str | Path, config: PretrainConfig, progress: bool = True
+) -> dict:
+    """Build tokenizer, processor and model for the world in ``data_dir``, train, save to ``out_dir``.
+
+    The model folder is written to a temporary sibling and renamed into place, so an interrupted run
+    never leaves a half-saved model. Returns a summary (steps, final loss, seconds, parameters).
+    """
+    import torch
+    from tqdm import tqdm
+
+    from seed.modeling import build_model, build_processor, build_tokenizer, count_parameters
+
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    records = load_conversations(data_dir / "train" / "conversations.json", require_answers=True)
+    tokenizer = build_tokenizer(collect_texts(data_dir))
+    processor = build_processor(tokenizer, config.model)
+    model = build_model(config.model, tokenizer, seed=config.seed)
+
+    n_img = config.model.num_image_tokens
+    encoded = encode_conversations(tokenizer, [to_messages(r["conversations"]) for r in records], n_img)
+    pixels = load_pixels(processor, [data_dir / "images" / "train" / r["image"] for r in records])
+
+    generator = torch.Generator().manual_seed(config.seed)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.ndim >= 2]
+    no_decay = [p for p in trainable if p.ndim < 2]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=config.lr,
+        betas=(0.9, 0.98),
+    )
+    pad_id = tokenizer.pad_token_id
+    history: list[dict] = []
+    model.train()
+    start = time.perf_counter()
+    order = torch.randperm(len(encoded), generator=generator)
+    cursor = 0
+    bar = tqdm(range(config.steps), desc="pretrain", disable=not progress, dynamic_ncols=True)
+    ema = None
+    for step in bar:
+        if cursor + config.batch_size > len(order):
+            order = torch.randperm(len(encoded), generator=generator)
+            cursor = 0
+        idx = order[cursor : cursor + config.batch_size].tolist()
+        cursor += config.batch_size
+        length = max(len(encoded[i][0]) for i in idx)
+        input_ids = torch.full((len(idx), length), pad_id, dtype=torch.long)
+        labels = torch.full((len(idx), length), -100, dtype=torch.long)
+        attention = torch.zeros((len(idx), length), dtype=torch.long)
+        for row, i in enumerate(idx):
+            ids, labs = encoded[i]
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            labels[row, : len(labs)] = torch.tensor(labs)
+            attention[row, : len(ids)] = 1
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, config)
+        out = model(input_ids=input_ids, attention_mask=attention, pixel_values=pixels[idx], labels=labels)
+        out.loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss = out.loss.item()
+        ema = loss if ema is None else 0.95 * ema + 0.05 * loss
+        history.append({"step": step, "loss": loss, "lr": lr_at(step, config)})
+        bar.set_postfix(loss=f"{ema:.3f}")
+    seconds = time.perf_counter() - start
+
+    model.eval()
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp)
+    processor.save_pretrained(tmp)
+    summary = {
+        "steps": config.steps,
+        "final_loss_ema": ema,
+        "train_seconds": round(seconds, 1),
+        "parameters": count_parameters(model),
+        "vocab_size": len(tokenizer),
+        "train_conversations": len(records),
+        "config": asdict(config),
+    }
+    (tmp / "pretrain_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (tmp / "pretrain_loss.json").write_text(json.dumps(history) + "\n")
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    return summary

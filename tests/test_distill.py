@@ -1,0 +1,277 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from peft import PeftModel
+from PIL import Image
+from transformers import AutoModelForImageTextToText
+
+from seed.adapter import AdapterConfig, attach_adapter, find_lora_targets
+from seed.batching import build_batch
+from seed.distill import (
+    DistillConfig,
+    distill,
+    load_targets,
+    lr_factor,
+    merge_and_save,
+    sample_order,
+    stack_targets,
+    student_batch,
+    student_logits,
+    train_adapter,
+)
+from seed.errors import ConfigError, DataError
+from seed.losses import distillation_loss
+from seed.params import config_from_dict
+from seed.teacher import PurifyConfig, build_targets
+from seed.tiny import load_tiny, save_tiny
+from seed.world.synth import WorldConfig, synthesize
+
+PURIFY = PurifyConfig(max_new_tokens=4, batch_size=4, shard_size=64, top_k=8)
+# One batch holds every sample, so each step sees the same batch: the loss must go down.
+CONFIG = DistillConfig(
+    batch_size=64, epochs=5, lr=2e-2, warmup_steps=0, adapter=AdapterConfig(lora_r=4, lora_alpha=8)
+)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("distill") / "world"
+    config = WorldConfig(n_train=8, n_seed=4, n_pope_images=4, n_mme_images=2, n_chair_images=2)
+    synthesize(out, config, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def llava(tmp_path_factory) -> Path:
+    return save_tiny("llava", tmp_path_factory.mktemp("distill") / "llava")
+
+
+@pytest.fixture(scope="module")
+def targets(world, llava, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("distill") / "targets"
+    build_targets(llava, world, out, PURIFY, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(world, llava, targets, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("distill") / "adapter"
+    return out, distill(llava, world, targets, out, CONFIG, progress=False)
+
+
+def _probe_batch(processor):
+    image = Image.new("RGB", (48, 48), (200, 30, 30))
+    return build_batch(processor, [image], ["Is there a cat in the image?"], ["Yes, there is a cat."])
+
+
+def _logits(model, batch):
+    with torch.no_grad():
+        return model(**{k: v for k, v in batch.items() if k != "labels"}).logits
+
+
+def test_config_defaults_and_validation():
+    config = DistillConfig()
+    assert (config.loss, config.epochs, config.batch_size, config.lr) == ("reverse_kl", 1, 16, 5e-4)
+    assert (config.weight_decay, config.warmup_steps, config.grad_clip, config.seed) == (0.0, 10, 1.0, 0)
+    assert (config.dtype, config.device, config.online) == ("float32", "cpu", False)
+    assert config.adapter == AdapterConfig()
+    for field, bad in [
+        ("loss", "kl"),
+        ("epochs", 0),
+        ("batch_size", 1.5),
+        ("lr", 0),
+        ("weight_decay", -1),
+        ("warmup_steps", -1),
+        ("grad_clip", -1),
+        ("dtype", "int8"),
+        ("device", "tpu"),
+        ("online", 1),
+        ("adapter", 4),
+    ]:
+        with pytest.raises(ConfigError, match=f"distill.{field}"):
+            DistillConfig(**{field: bad})
+    from_yaml = config_from_dict(
+        DistillConfig, {"adapter": {"lora_r": 4, "target_modules": ["q_proj"]}}, "distill"
+    )
+    assert from_yaml.adapter == AdapterConfig(lora_r=4, target_modules=["q_proj"])
+    with pytest.raises(ConfigError, match=r"^distill\.adapter\.lora_r = 0"):
+        DistillConfig(adapter={"lora_r": 0})
+    with pytest.raises(ConfigError, match=r"params.yaml: unknown key\(s\) distill\.adapter\.rank;"):
+        config_from_dict(DistillConfig, {"adapter": {"rank": 4}}, "distill")
+
+
+def test_lr_factor_warms_up_then_decays_linearly():
+    assert [lr_factor(s, 6, 2) for s in range(6)] == [0.5, 1.0, 1.0, 0.75, 0.5, 0.25]
+    assert [lr_factor(s, 3, 0) for s in range(3)] == pytest.approx([1.0, 2 / 3, 1 / 3])
+    assert sample_order(5, 0, 0) == sample_order(5, 0, 0) and sorted(sample_order(5, 0, 1)) == list(range(5))
+
+
+def test_distill_writes_adapter_losses_and_summary(trained, targets, llava):
+    out, summary = trained
+    names = {p.name for p in out.iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors", "losses.json", "summary.json"} <= names
+    losses = json.loads((out / "losses.json").read_text())
+    assert json.loads((out / "summary.json").read_text()) == summary
+    samples, _ = load_targets(targets)
+    assert summary["samples"] == len(samples) and summary["steps"] == len(losses) == CONFIG.epochs
+    assert summary["tokens_seen"] == CONFIG.epochs * sum(s.targets.indices.shape[0] for s in samples)
+    assert summary["loss_first"] == losses[0] and summary["loss_last"] == losses[-1]
+    saved = json.loads((out / "adapter_config.json").read_text())
+    assert saved["r"] == 4 and saved["bias"] == "none"
+    model, _ = load_tiny(llava)
+    modules = dict(model.named_modules())
+    linears = [modules[name] for name in find_lora_targets(model)]
+    assert summary["trainable_params"] == sum(4 * (m.in_features + m.out_features) for m in linears)
+    assert not list(out.parent.glob(".adapter.tmp-*"))
+
+
+def test_loss_decreases_on_a_repeated_batch(trained):
+    _, summary = trained
+    losses = json.loads((trained[0] / "losses.json").read_text())
+    assert all(math.isfinite(x) for x in losses)
+    assert losses[-1] < losses[0] - 1e-3
+    assert summary["loss_last"] < summary["loss_first"]
+
+
+def test_first_loss_is_the_loss_of_the_base_model_on_the_stored_targets(trained, targets, world, llava):
+    """Step 0's student is the base model: its loss, computed by hand, is the logged one."""
+    losses = json.loads((trained[0] / "losses.json").read_text())
+    model, processor = load_tiny(llava)
+    samples, _ = load_targets(targets)
+    chunk = [samples[i] for i in sample_order(len(samples), CONFIG.seed, 0)]
+    batch = student_batch(processor, world, chunk)
+    labels = batch.pop("labels")
+    with torch.no_grad():
+        logits = model(**batch).logits
+    mask = labels != -100
+    shifted = logits[:, :-1][mask[:, 1:]]  # logits at t predict the token at t + 1
+    indices, log_probs = stack_targets(chunk)
+    expected = distillation_loss(
+        "reverse_kl", shifted[None], indices, log_probs, torch.ones(indices.shape[:2])
+    )
+    assert losses[0] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_saved_adapter_reloads_with_the_in_memory_logits(trained, targets, world, llava):
+    out, _ = trained
+    model, processor = load_tiny(llava)
+    samples, _ = load_targets(targets)
+    torch.manual_seed(CONFIG.seed)
+    in_memory = attach_adapter(model, CONFIG.adapter)
+    losses, _ = train_adapter(in_memory, processor, world, samples, CONFIG, progress=False)
+    assert losses == json.loads((out / "losses.json").read_text())  # the run is repeatable
+    in_memory.eval()
+    batch = _probe_batch(processor)
+    base, _ = load_tiny(llava)
+    before = _logits(base, batch)
+    reloaded = PeftModel.from_pretrained(base, str(out)).eval()
+    after = _logits(reloaded, batch)
+    assert torch.allclose(after, _logits(in_memory, batch), atol=1e-6)
+    assert not torch.allclose(after, before, atol=1e-4)  # the adapter changed something
+    vision = [n for n, p in in_memory.named_parameters() if p.requires_grad and "lora_" not in n]
+    assert vision == []  # only LoRA weights trained; vision tower and projector frozen
+
+
+def test_forward_kl_is_selectable(targets, world, llava, tmp_path):
+    config = dataclasses.replace(CONFIG, loss="forward_kl", max_steps=1)
+    summary = distill(llava, world, targets, tmp_path / "fkl", config, progress=False)
+    assert summary["loss"] == "forward_kl" and summary["steps"] == 1
+    model, processor = load_tiny(llava)
+    samples, _ = load_targets(targets)
+    chunk = [samples[i] for i in sample_order(len(samples), config.seed, 0)]
+    batch = student_batch(processor, world, chunk)
+    with torch.no_grad():
+        logits = student_logits(model, batch)
+    indices, log_probs = stack_targets(chunk)
+    expected = distillation_loss(
+        "forward_kl", logits[None], indices, log_probs, torch.ones(indices.shape[:2])
+    )
+    assert summary["loss_first"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_online_targets_equal_offline_ones(trained, world, llava, tmp_path):
+    config = dataclasses.replace(CONFIG, online=True, max_steps=1)
+    summary = distill(llava, world, None, tmp_path / "online", config, progress=False, purify_config=PURIFY)
+    assert summary["online"] and summary["targets"] is None and summary["steps"] == 1
+    assert summary["samples"] == trained[1]["samples"]
+    assert summary["loss_first"] == pytest.approx(trained[1]["loss_first"], rel=1e-4)
+    with pytest.raises(ConfigError, match="distill.online"):
+        distill(llava, world, None, tmp_path / "x", CONFIG, progress=False)
+
+
+def test_rebuilt_inputs_must_match_what_the_teacher_saw(targets, world, llava, tmp_path):
+    copy = tmp_path / "targets"
+    shutil.copytree(targets, copy)
+    sidecar_path = copy / "shard-00000.samples.json"
+    sidecar = json.loads(sidecar_path.read_text())
+    sidecar["samples"][0]["response"] += " and more"
+    sidecar_path.write_text(json.dumps(sidecar))
+    with pytest.raises(DataError, match="extra.response_ids"):
+        distill(llava, world, copy, tmp_path / "adapter", CONFIG, progress=False)
+    assert not (tmp_path / "adapter").exists()
+
+
+def test_targets_of_another_model_are_refused(targets, world, tmp_path):
+    other = save_tiny("llava", tmp_path / "other", seed=1)
+    with pytest.raises(DataError, match="meta.model_hash"):
+        distill(other, world, targets, tmp_path / "adapter", CONFIG, progress=False)
+
+
+def test_merged_model_loads_and_matches_the_adapter(trained, llava, tmp_path):
+    out, _ = trained
+    merged_dir = merge_and_save(llava, out, tmp_path / "merged")
+    assert (merged_dir / "model.safetensors").is_file()
+    merged = AutoModelForImageTextToText.from_pretrained(merged_dir).eval()
+    _, processor = load_tiny(merged_dir)  # the processor was saved beside the weights
+    batch = _probe_batch(processor)
+    base, _ = load_tiny(llava)
+    adapted = PeftModel.from_pretrained(base, str(out)).eval()
+    assert torch.allclose(_logits(merged, batch), _logits(adapted, batch), atol=1e-5)
+    assert not any("lora_" in name for name, _ in merged.named_parameters())
+
+
+def test_no_usable_response_is_an_error_not_a_crash(world, llava, tmp_path, monkeypatch):
+    import seed.generate
+
+    monkeypatch.setattr(
+        seed.generate,
+        "answer_batch",
+        lambda model, processor, images, questions, *a, **k: [""] * len(questions),
+    )
+    meta = build_targets(
+        llava, world, tmp_path / "targets", dataclasses.replace(PURIFY, max_samples=2), progress=False
+    )
+    assert meta["counts"]["samples"] == 0 and meta["counts"]["skipped_responses"] == 2
+    with pytest.raises(DataError, match="no samples"):
+        distill(llava, world, tmp_path / "targets", tmp_path / "adapter", CONFIG, progress=False)
+
+
+def test_bfloat16_runs_through_config(world, llava, tmp_path):
+    purify = dataclasses.replace(PURIFY, dtype="bfloat16", max_samples=3)
+    meta = build_targets(llava, world, tmp_path / "targets", purify, progress=False)
+    assert meta["config"]["dtype"] == "bfloat16" and meta["counts"]["tokens"] > 0
+    config = dataclasses.replace(CONFIG, dtype="bfloat16", max_steps=1)
+    summary = distill(llava, world, tmp_path / "targets", tmp_path / "adapter", config, progress=False)
+    assert summary["steps"] == 1 and math.isfinite(summary["loss_first"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_bfloat16_end_to_end(world, llava, tmp_path):
+    purify = dataclasses.replace(PURIFY, dtype="bfloat16", device="cuda", max_samples=4)
+    build_targets(llava, world, tmp_path / "targets", purify, progress=False)
+    config = dataclasses.replace(CONFIG, dtype="bfloat16", device="cuda", max_steps=2)
+    summary = distill(llava, world, tmp_path / "targets", tmp_path / "adapter", config, progress=False)
+    assert math.isfinite(summary["loss_first"])
+    online = dataclasses.replace(config, online=True, max_steps=1)
+    summary = distill(llava, world, None, tmp_path / "online", online, progress=False, purify_config=purify)
+    assert math.isfinite(summary["loss_first"])
+    merged = merge_and_save(llava, tmp_path / "adapter", tmp_path / "merged", device="cuda")
+    assert (merged / "model.safetensors").is_file()

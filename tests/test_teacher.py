@@ -1,0 +1,305 @@
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from seed.batching import IGNORE_INDEX, build_batch
+from seed.errors import ConfigError
+from seed.generate import open_image
+from seed.noise import add_diffusion_noise, sample_seed
+from seed.params import config_from_dict
+from seed.purify import densify, purify_logits, sparsify_targets
+from seed.targets import content_hash, read_manifest, read_shard
+from seed.teacher import (
+    PurifyConfig,
+    build_targets,
+    contrast_batch,
+    data_hash,
+    load_samples,
+    noise_pixels,
+    read_sidecar,
+    response_positions,
+    response_token_ids,
+)
+from seed.tiny import load_tiny, save_tiny
+from seed.world.synth import WorldConfig, synthesize
+
+CONFIG = PurifyConfig(max_new_tokens=4, batch_size=4, shard_size=6, top_k=8)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("teacher") / "world"
+    config = WorldConfig(n_train=8, n_seed=4, n_pope_images=4, n_mme_images=2, n_chair_images=2)
+    synthesize(out, config, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def llava(tmp_path_factory) -> Path:
+    return save_tiny("llava", tmp_path_factory.mktemp("teacher") / "llava")
+
+
+@pytest.fixture(scope="module")
+def run(world, llava, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("teacher") / "targets"
+    meta = build_targets(llava, world, out, CONFIG, progress=False)
+    return out, meta
+
+
+def _shard_files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("shard-*"))}
+
+
+# --- config and samples -----------------------------------------------------------------------------
+
+
+def test_config_defaults_and_validation():
+    config = PurifyConfig()
+    assert (config.noise_step, config.cd_alpha, config.cd_beta, config.adaptive) == (500, 1.0, 0.1, True)
+    assert (config.confidence, config.flag_tau, config.top_k, config.batch_size) == ("max_prob", 0.5, 32, 16)
+    assert (config.max_new_tokens, config.shard_size, config.max_samples, config.seed) == (48, 256, 0, 0)
+    assert (config.dtype, config.device) == ("float32", "cpu")
+    PurifyConfig(dtype="bfloat16", device="cuda:0")  # accelerators are a config choice
+    for field, bad in [
+        ("noise_step", 1000),
+        ("noise_step", 2.5),
+        ("cd_alpha", -0.1),
+        ("cd_beta", 1.5),
+        ("adaptive", "yes"),
+        ("confidence", "margin"),
+        ("flag_tau", 2),
+        ("top_k", 0),
+        ("batch_size", True),
+        ("shard_size", 0),
+        ("max_samples", -1),
+        ("dtype", "float64"),
+        ("device", "gpu"),
+    ]:
+        with pytest.raises(ConfigError, match=f"purify.{field}"):
+            PurifyConfig(**{field: bad})
+    with pytest.raises(ConfigError, match="purify.cd_gamma"):
+        config_from_dict(PurifyConfig, {"cd_gamma": 1}, "purify")
+
+
+def test_samples_are_every_human_turn_with_stable_ids(world):
+    records = json.loads((world / "seed" / "instructions.json").read_text())
+    samples = load_samples(world)
+    assert len(samples) == sum(len(r["conversations"]) for r in records)
+    first = records[0]
+    assert samples[0].sample_id == f"{first['id']}:0" and samples[1].sample_id == f"{first['id']}:1"
+    assert samples[0].image == first["image"]
+    assert samples[0].prompt == first["conversations"][0]["value"].replace("<image>", "").strip()
+    assert all("<image>" not in s.prompt for s in samples)
+    assert load_samples(world, max_samples=3) == samples[:3]
+
+
+# --- pure pieces of the teacher pass ------------------------------------------------------------------
+
+
+def test_response_positions_shift_by_one():
+    labels = torch.tensor([[-100, -100, 5, 7, -100], [-100, 3, 0, -100, -100]])
+    expected = torch.tensor([[False, True, True, False, False], [True, True, False, False, False]])
+    assert torch.equal(response_positions(labels), expected)
+    ids = response_token_ids(labels)
+    assert ids[0].tolist() == [5, 7] and ids[1].tolist() == [3, 0]
+
+
+def test_noise_is_per_sample_whatever_the_batch_and_layout():
+    pixels = torch.randn(3, 3, 4, 4)
+    batch = {"input_ids": torch.zeros(3, 5, dtype=torch.long), "pixel_values": pixels}
+    noised = noise_pixels(batch, ["a", "b", "c"], 500, 0, {9})
+    alone = add_diffusion_noise(pixels[1:2], 500, seeds=[sample_seed("b", 0)])
+    assert torch.equal(noised[1:2], alone)
+    assert not torch.equal(noise_pixels(batch, ["a", "b", "c"], 500, 1, {9}), noised)  # seed matters
+    # Qwen2-VL: flattened patches, image_grid_thw rows per image (1*2*2 = 4 and 1*2*3 = 6)
+    qwen = {
+        "input_ids": torch.zeros(2, 5, dtype=torch.long),
+        "pixel_values": torch.randn(10, 12),
+        "image_grid_thw": torch.tensor([[1, 2, 2], [1, 2, 3]]),
+    }
+    out = noise_pixels(qwen, ["a", "b"], 500, 0, {9})
+    second = add_diffusion_noise(qwen["pixel_values"][None, 4:], 500, seeds=[sample_seed("b", 0)])[0]
+    assert out.shape == (10, 12) and torch.equal(out[4:], second)
+    # InternVL tiles: rows follow the image tokens (16 per tile): one tile, then two
+    ids = torch.tensor([[9] * 16 + [0] * 16, [9] * 32])
+    tiles = {"input_ids": ids, "pixel_values": torch.randn(3, 3, 4, 4)}
+    out = noise_pixels(tiles, ["a", "b"], 500, 0, {9})
+    second = add_diffusion_noise(tiles["pixel_values"][None, 1:], 500, seeds=[sample_seed("b", 0)])[0]
+    assert torch.equal(out[1:], second)
+
+
+def test_contrast_batch_is_clean_then_noised():
+    batch = {
+        "input_ids": torch.tensor([[1, 2], [3, 4]]),
+        "attention_mask": torch.ones(2, 2, dtype=torch.long),
+        "labels": torch.tensor([[-100, 2], [-100, 4]]),
+        "pixel_values": torch.zeros(2, 3, 2, 2),
+        "image_grid_thw": torch.tensor([[1, 1, 1], [1, 1, 2]]),
+    }
+    noised = torch.ones(2, 3, 2, 2)
+    out = contrast_batch(batch, noised)
+    assert "labels" not in out
+    assert out["input_ids"].tolist() == [[1, 2], [3, 4], [1, 2], [3, 4]]
+    assert out["image_grid_thw"].tolist() == [[1, 1, 1], [1, 1, 2], [1, 1, 1], [1, 1, 2]]
+    assert torch.equal(out["pixel_values"][:2], batch["pixel_values"]) and torch.equal(
+        out["pixel_values"][2:], noised
+    )
+
+
+# --- the stage ----------------------------------------------------------------------------------------
+
+
+def test_manifest_records_hashes_every_param_and_counts(run, world, llava):
+    out, meta = run
+    manifest = read_manifest(out)  # verifies every shard's sha256
+    assert manifest.meta == meta
+    assert meta["model_hash"] == content_hash(llava)
+    assert meta["data_hash"] == data_hash(world)
+    assert meta["config"] == dataclasses.asdict(CONFIG)
+    counts = meta["counts"]
+    assert counts["instructions"] == len(load_samples(world)) == 16
+    assert counts["shards"] == len(manifest.shards) == 3  # 16 samples, 6 per shard
+    assert counts["samples"] + counts["skipped_responses"] == 16
+    assert counts["samples"] == manifest.num_samples and counts["tokens"] == manifest.num_tokens > 0
+    confidence = torch.cat([read_shard(e.path)[0].extra["confidence"] for e in manifest.shards])
+    assert meta["flagged_share"] == pytest.approx(float((confidence < CONFIG.flag_tau).float().mean()))
+    assert meta["seconds"] > 0
+
+
+def test_shards_hold_sparse_targets_only(run, llava):
+    out, _ = run
+    vocab = load_tiny(llava)[0].config.text_config.vocab_size
+    assert CONFIG.top_k < vocab
+    for path in out.glob("shard-*.safetensors"):
+        shard, ids = read_shard(path)
+        tensors = [shard.targets.indices, shard.targets.log_probs, shard.targets.tail_mass, shard.offsets]
+        tensors += list(shard.extra.values())
+        assert all(vocab not in t.shape for t in tensors)
+        assert shard.targets.indices.shape[1] == CONFIG.top_k
+        assert shard.targets.indices.dtype == torch.int32 and shard.targets.log_probs.dtype == torch.float16
+        assert read_sidecar(path)["samples"] and [s["id"] for s in read_sidecar(path)["samples"]] == ids
+
+
+def test_targets_equal_a_separate_clean_and_noised_pass(run, world, llava):
+    """The 2B batch, the shift and the response masking, checked against two plain forwards."""
+    out, _ = run
+    model, processor = load_tiny(llava)
+    path = out / "shard-00001.safetensors"
+    shard, _ = read_shard(path)
+    sample = read_sidecar(path)["samples"][1]
+    image = open_image(world / "images" / "seed" / sample["image"])
+    batch = build_batch(processor, [image], [sample["prompt"]], [sample["response"]])
+    labels = batch.pop("labels")[0]
+    noised = add_diffusion_noise(batch["pixel_values"], 500, seeds=[sample_seed(sample["id"], 0)])
+    with torch.no_grad():
+        clean_logits = model(**batch).logits[0]
+        noised_logits = model(**{**batch, "pixel_values": noised}).logits[0]
+    targets = (labels != IGNORE_INDEX).nonzero().squeeze(1)  # positions of response tokens
+    assert labels[: targets[0]].eq(IGNORE_INDEX).all() and len(targets) > 0
+    log_probs, support = purify_logits(clean_logits[targets - 1], noised_logits[targets - 1], 1.0, 0.1)
+    expected = sparsify_targets(log_probs, support, CONFIG.top_k)
+    stored = shard[1]
+    assert torch.equal(shard.extra_for("response_ids", 1), labels[targets])
+    vocab = clean_logits.shape[-1]
+    want, want_mask = densify(expected, vocab)
+    got, got_mask = densify(stored, vocab)
+    assert torch.equal(got_mask, want_mask)
+    assert torch.allclose(got[got_mask], want[want_mask], atol=2e-3)
+    assert torch.allclose(stored.tail_mass, expected.tail_mass, atol=1e-5)
+    decoded = processor.tokenizer.decode(labels[targets], skip_special_tokens=True)
+    assert decoded.strip() == sample["response"]
+
+
+def test_same_run_twice_gives_identical_bytes(run, world, llava, tmp_path):
+    out, _ = run
+    build_targets(llava, world, tmp_path / "again", CONFIG, progress=False)
+    assert _shard_files(tmp_path / "again") == _shard_files(out)
+
+
+def test_no_label_leak(run, world, llava, tmp_path):
+    """Answers and labels of every other split are changed: the targets do not move by a byte."""
+    out, meta = run
+    changed = tmp_path / "world"
+    shutil.copytree(world, changed)
+    conversations = json.loads((changed / "train" / "conversations.json").read_text())
+    for record in conversations:
+        for turn in record["conversations"]:
+            if turn["from"] == "gpt":
+                turn["value"] = "banana"
+    (changed / "train" / "conversations.json").write_text(json.dumps(conversations))
+    for pope in (changed / "pope").glob("*.json"):
+        rows = [json.loads(line) for line in pope.read_text().splitlines() if line.strip()]
+        for row in rows:
+            row["label"] = "no" if row["label"] == "yes" else "yes"
+        pope.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    mme_files = list((changed / "mme").glob("*/*.txt"))
+    assert mme_files
+    for txt in mme_files:
+        lines = [line.split("\t") for line in txt.read_text().splitlines()]
+        txt.write_text("".join(f"{q}\t{'No' if a == 'Yes' else 'Yes'}\n" for q, a in lines))
+    (changed / "annotations.json").unlink()
+    new_meta = build_targets(llava, changed, tmp_path / "targets", CONFIG, progress=False)
+    assert new_meta["data_hash"] == meta["data_hash"]
+    assert _shard_files(tmp_path / "targets") == _shard_files(out)
+
+
+def test_resume_after_losing_the_last_shard(run, world, llava, tmp_path, monkeypatch):
+    out, _ = run
+    copy = tmp_path / "targets"
+    shutil.copytree(out, copy)
+    (copy / "shard-00002.safetensors").unlink()
+    generated: list[str] = []
+    import seed.generate
+
+    answer = seed.generate.answer_batch
+
+    def counting(model, processor, images, questions, *args, **kwargs):
+        generated.extend(questions)
+        return answer(model, processor, images, questions, *args, **kwargs)
+
+    monkeypatch.setattr(seed.generate, "answer_batch", counting)
+    meta = build_targets(llava, world, copy, CONFIG, progress=False)
+    assert meta["counts"]["reused_shards"] == 2
+    assert len(generated) == 16 - 2 * CONFIG.shard_size  # only the lost shard's samples
+    assert _shard_files(copy) == _shard_files(out)
+    assert read_manifest(copy).num_samples == read_manifest(out).num_samples
+
+
+def test_changed_config_recomputes_and_drops_stale_shards(run, world, llava, tmp_path):
+    out, _ = run
+    copy = tmp_path / "targets"
+    shutil.copytree(out, copy)
+    config = dataclasses.replace(CONFIG, cd_alpha=2.0, shard_size=8)
+    meta = build_targets(llava, world, copy, config, progress=False)
+    assert meta["counts"]["reused_shards"] == 0 and meta["counts"]["shards"] == 2
+    assert sorted(p.name for p in copy.glob("shard-*.safetensors")) == [
+        "shard-00000.safetensors",
+        "shard-00001.safetensors",
+    ]
+    assert read_sidecar(copy / "shard-00000.safetensors")["run"]["config"]["cd_alpha"] == 2.0
+
+
+def test_empty_responses_are_skipped_and_counted(world, llava, tmp_path, monkeypatch):
+    import seed.generate
+
+    answer = seed.generate.answer_batch
+
+    def some_empty(model, processor, images, questions, *args, **kwargs):
+        answers = answer(model, processor, images, questions, *args, **kwargs)
+        return ["  " if i == 0 else a for i, a in enumerate(answers)]
+
+    monkeypatch.setattr(seed.generate, "answer_batch", some_empty)
+    config = dataclasses.replace(CONFIG, max_samples=5)
+    meta = build_targets(llava, world, tmp_path / "targets", config, progress=False)
+    assert meta["counts"]["skipped_responses"] == 2  # the first of each generation batch (4 + 1)
+    assert meta["counts"]["samples"] == 3
+    sidecar = read_sidecar(tmp_path / "targets" / "shard-00000.safetensors")
+    samples = load_samples(world)
+    assert sidecar["skipped"] == [samples[0].sample_id, samples[4].sample_id]
+    assert all(s["response"] for s in sidecar["samples"])

@@ -1,0 +1,129 @@
+"""Captions, training conversations and SEED instructions of the generated world."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from seed.world.scene import PlacedObject, WorldScene, sample_scene
+from seed.world.synth import WorldConfig
+from seed.world.text import (
+    CAPTION_PROMPT,
+    SHORT_ANSWER,
+    ask_absent,
+    ask_colour_check,
+    ask_count,
+    ask_left_of,
+    ask_where,
+    describe,
+    join_phrases,
+    object_phrase,
+    seed_instructions,
+    train_conversation,
+)
+from seed.world.vocab import SCENE_BY_NAME
+
+
+def _kitchen() -> WorldScene:
+    return WorldScene(
+        "kitchen",
+        [
+            PlacedObject("apple", "red", "medium", 8, 2, 10),
+            PlacedObject("plate", "white", "large", 12, 20, 10),
+            PlacedObject("plate", "white", "large", 12, 20, 30),
+            PlacedObject("fork", "gray", "small", 5, 40, 5),
+        ],
+    )
+
+
+def test_phrases():
+    assert object_phrase("apple", "red", 1) == "a red apple"
+    assert object_phrase("carrot", "orange", 1) == "an orange carrot"
+    assert object_phrase("knife", "gray", 2) == "two gray knives"
+    assert object_phrase("apple", None, 1) == "an apple"
+    assert join_phrases(["a", "b", "c"]) == "a, b and c"
+    assert join_phrases(["a"]) == "a"
+
+
+def test_clean_caption_names_every_object_with_colour_and_count():
+    caption = describe(_kitchen(), np.random.default_rng(0), noise_rate=0.0)
+    assert caption == "A kitchen with a red apple, two white plates and a gray fork."
+    office = WorldScene("office", [PlacedObject("laptop", "gray", "large", 12, 5, 5)])
+    assert describe(office, np.random.default_rng(0), 0.0) == "An office with a gray laptop."
+
+
+def test_noisy_caption_adds_one_absent_typical_object():
+    scene = _kitchen()
+    typical = set(SCENE_BY_NAME["kitchen"].typical_names()) - {"plate", "fork"}
+    for seed in range(20):
+        caption = describe(scene, np.random.default_rng(seed), noise_rate=1.0)
+        extra = [name for name in typical if f" {name}" in caption]
+        assert len(extra) == 1, caption
+        assert "a red apple" in caption and "two white plates" in caption
+
+
+def test_answers_follow_the_image():
+    scene, config = _kitchen(), WorldConfig()
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        question, answer = ask_count(scene, rng, config)
+        expected = "Two" if "plates" in question else "One"
+        assert answer == expected and question.endswith(SHORT_ANSWER)
+        question, answer = ask_colour_check(scene, rng, config)
+        named = "red" if "apple" in question else "gray"
+        assert (answer == "Yes") == question.startswith(
+            f"Is the {'apple' if named == 'red' else 'fork'} {named}?"
+        )
+        question, answer = ask_left_of(scene, rng, config)
+        truths = ("Is the apple on the left of the fork?", "Is the fork on the right of the apple?")
+        assert answer == ("Yes" if question.startswith(truths) else "No"), question
+    question, answer = ask_where(
+        WorldScene("kitchen", [PlacedObject("cup", "blue", "small", 5, 1, 1)]), rng, config
+    )
+    assert answer == "On the left"
+
+
+def test_negative_sampling_modes():
+    scene = WorldScene("kitchen", [PlacedObject("plate", "white", "large", 12, 2, 2)])
+    typical = set(SCENE_BY_NAME["kitchen"].typical_names())
+
+    def typical_share(mode: str) -> float:
+        config = WorldConfig(train_negative_sampling=mode)
+        rng = np.random.default_rng(3)
+        names = [ask_absent(scene, rng, config)[0].split()[3] for _ in range(300)]
+        assert "plate" not in names
+        return float(np.mean([n in typical for n in names]))
+
+    assert typical_share("adversarial") == 1.0
+    assert typical_share("random") < 0.4
+
+
+def test_train_conversation_shape():
+    config = WorldConfig(qa_per_image=6, caption_rate=1.0)
+    rng = np.random.default_rng(5)
+    for _ in range(50):
+        scene = sample_scene(rng, config)
+        turns = train_conversation(scene, rng, config)
+        assert [t["from"] for t in turns] == ["human", "gpt"] * (len(turns) // 2)
+        assert len(turns) == 2 * 7
+        assert turns[0]["value"].startswith("<image>\n")
+        assert sum("<image>" in t["value"] for t in turns) == 1
+        humans = [t["value"].removeprefix("<image>\n") for t in turns[::2]]
+        assert humans.count(CAPTION_PROMPT) == 1
+        assert len(set(humans)) == len(humans)
+        for question, answer in zip(turns[::2], turns[1::2], strict=True):
+            if question["value"].endswith(SHORT_ANSWER):
+                assert len(answer["value"].split()) <= 3 and answer["value"][0].isupper()
+
+
+def test_seed_instructions_have_no_answers_and_ask_typical_objects():
+    config = WorldConfig(seed_questions=3)
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        scene = sample_scene(rng, config)
+        turns = seed_instructions(scene, rng, config)
+        assert all(t["from"] == "human" for t in turns) and len(turns) == 4
+        assert turns[0]["value"] == "<image>\n" + CAPTION_PROMPT
+        typical = SCENE_BY_NAME[scene.kind].typical_names()
+        for turn in turns[1:]:
+            assert turn["value"].endswith(SHORT_ANSWER)
+            assert any(f" {name} " in turn["value"] or f" {name}?" in turn["value"] for name in typical)
