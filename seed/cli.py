@@ -82,6 +82,75 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_purify(args: argparse.Namespace) -> int:
+    from seed.params import load_config
+    from seed.stages import run_purify
+    from seed.teacher import PurifyConfig
+
+    config = load_config(PurifyConfig, "purify", args.params, **_overrides(args, PurifyConfig))
+    summary = run_purify(Path(args.model), Path(args.data), Path(args.out), config, progress=not args.quiet)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2, default=str))
+    return 0
+
+
+def _cmd_distill(args: argparse.Namespace) -> int:
+    from seed.distill import DistillConfig, distill, merge_and_save
+    from seed.params import load_config
+
+    config = load_config(DistillConfig, "distill", args.params, **_overrides(args, DistillConfig))
+    summary = distill(
+        Path(args.model), Path(args.data), Path(args.targets), Path(args.out), config, progress=not args.quiet
+    )
+    if args.merged:
+        merge_and_save(Path(args.model), Path(args.out), Path(args.merged))
+    print(
+        json.dumps(
+            {k: v for k, v in summary.items() if k not in ("config", "targets_meta")}, indent=2, default=str
+        )
+    )
+    return 0
+
+
+def _cmd_evolve(args: argparse.Namespace) -> int:
+    from seed.distill import DistillConfig
+    from seed.evolve import evolve
+    from seed.params import load_config
+    from seed.teacher import PurifyConfig
+
+    purify_config = load_config(PurifyConfig, "purify", args.params)
+    distill_config = load_config(DistillConfig, "distill", args.params)
+    evaluate = None
+    if not args.no_eval:
+        from seed.evaluate import EvaluateConfig, evaluate_model
+        from seed.generate import load_model
+
+        eval_config = load_config(EvaluateConfig, "evaluate", args.params)
+
+        def evaluate(model_dir: Path) -> dict:
+            model, processor = load_model(model_dir)
+            return evaluate_model(
+                model,
+                processor,
+                Path(args.data),
+                Path(model_dir) / "answers",
+                eval_config,
+                progress=not args.quiet,
+            )
+
+    rounds = evolve(
+        Path(args.model),
+        Path(args.data),
+        Path(args.workdir),
+        purify_config,
+        distill_config,
+        rounds=args.rounds,
+        evaluate=evaluate,
+        progress=not args.quiet,
+    )
+    print(json.dumps(rounds, indent=2, default=str))
+    return 0
+
+
 def _cmd_eval(args: argparse.Namespace) -> int:
     from seed.evaluate import EvaluateConfig
     from seed.params import load_config
@@ -93,7 +162,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         Path(args.data),
         Path(args.out),
         config,
-        adapter=Path(args.adapter) if args.adapter else None,
+        adapter_dir=Path(args.adapter) if args.adapter else None,
         progress=not args.quiet,
     )
     from seed.report import results_table
@@ -165,6 +234,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_dataclass_flags(ev, EvaluateConfig, "evaluate")
     ev.set_defaults(func=_cmd_eval)
+
+    pur = sub.add_parser(
+        "purify",
+        help="self-generate responses on the unlabelled split and write purified sparse targets",
+        description="Identify (confidence), isolate (noised image), purify (contrast on the plausible set): the "
+        "model answers the unlabelled instructions greedily, then clean and noised passes of each batch run as "
+        "one forward of 2B and the purified next-token targets are stored sparsely (top-k) in safetensors "
+        "shards with a manifest of hashes and parameters. No answer or label is ever read.",
+    )
+    pur.add_argument("--model", required=True, help="the current model (teacher and generator)")
+    pur.add_argument("--data", required=True, help="world / dataset folder with seed/instructions.json")
+    pur.add_argument("--out", required=True, help="targets folder (completed shards are reused on rerun)")
+    from seed.teacher import PurifyConfig
+
+    _add_dataclass_flags(pur, PurifyConfig, "purify")
+    pur.set_defaults(func=_cmd_purify)
+
+    dis = sub.add_parser(
+        "distill",
+        help="distil purified targets into a LoRA adapter (mode-seeking reverse KL)",
+        description="Train a fresh LoRA adapter on the language model so that the student matches the purified "
+        "targets (reverse KL on the target's support, forward KL as the ablation); saves it in PEFT format.",
+    )
+    dis.add_argument("--model", required=True, help="the base model the targets were built with")
+    dis.add_argument("--data", required=True, help="world / dataset folder (images of the unlabelled split)")
+    dis.add_argument("--targets", required=True, help="targets folder written by `seed purify`")
+    dis.add_argument("--out", required=True, help="adapter folder to write")
+    dis.add_argument(
+        "--merged", default=None, help="also write the merged model here (for serving / next round)"
+    )
+    from seed.distill import DistillConfig
+
+    _add_dataclass_flags(dis, DistillConfig, "distill")
+    dis.set_defaults(func=_cmd_distill)
+
+    evo = sub.add_parser(
+        "evolve",
+        help="self-evolving rounds: purify -> distill -> merge, round r taught by round r-1's model",
+    )
+    evo.add_argument("--model", required=True, help="the starting model")
+    evo.add_argument("--data", required=True, help="world / dataset folder")
+    evo.add_argument("--workdir", required=True, help="folder for round-<r>/{targets,adapter,model}")
+    evo.add_argument("--rounds", type=int, default=2, help="number of rounds (default 2)")
+    evo.add_argument("--no-eval", action="store_true", help="skip the per-round evaluation")
+    evo.set_defaults(func=_cmd_evolve)
     return parser
 
 

@@ -1,17 +1,23 @@
 """Batched answering of (image, question) pairs with any AutoModelForImageTextToText + AutoProcessor.
 
 Prompts go through the processor's own chat template (the processor places the image tokens), are
-left-padded, and decoded with ``model.generate``: greedy by default, or the sampling protocol
-(temperature 1, top_p 1) with a seed per batch so that runs are repeatable.
+left-padded, and decoded by the KV-cache loop of `seed.vcd` (the same tokens as ``model.generate``'s
+greedy search; one loop for regular decoding and VCD, so their costs compare fairly): greedy by
+default, or the sampling protocol (temperature 1, top_p 1) with a seed per pair so that runs are
+repeatable.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seed.conversation import user_message
 from seed.errors import DataError
+
+if TYPE_CHECKING:
+    from seed.vcd import DecodeStats, VCDSettings
 
 
 def load_model(
@@ -83,6 +89,14 @@ def prompt_text(processor, question: str) -> str:
     )
 
 
+def eos_token_ids(model, processor) -> list[int]:
+    """Ids that end an answer: the generation config's ``eos_token_id`` (int or list) and the tokenizer's."""
+    ids = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = list(ids) if isinstance(ids, list | tuple) else [ids]
+    ids.append(processor.tokenizer.eos_token_id)
+    return sorted({int(i) for i in ids if i is not None})
+
+
 def answer_batch(
     model,
     processor,
@@ -91,28 +105,62 @@ def answer_batch(
     max_new_tokens: int = 8,
     do_sample: bool = False,
     seed: int | None = None,
+    *,
+    vcd: VCDSettings | None = None,
+    sample_ids: Sequence[str] | None = None,
+    stats: DecodeStats | None = None,
 ) -> list[str]:
-    """Answer each (image, question) pair; returns the decoded new text per pair."""
+    """Answer each (image, question) pair; returns the decoded new text per pair.
+
+    Decoding is `seed.vcd.decode`: regular decoding (one forward per token), or VCD with ``vcd``
+    settings (two). ``sample_ids`` name the pairs (default: their position in the batch): with
+    ``seed`` they seed each pair's sampling generator and its VCD noise
+    (`seed.noise.sample_seed`), so an answer does not depend on the batch it is in. ``stats``
+    accumulates forward calls, steps, tokens and seconds (VCD's noising included).
+    """
+    import time
+
     import torch
 
+    from seed.noise import sample_seed
+    from seed.vcd import decode
+
+    if len(images) != len(questions):
+        raise ValueError(f"{len(images)} images for {len(questions)} questions")
+    ids = list(sample_ids) if sample_ids is not None else [str(i) for i in range(len(questions))]
     texts = [prompt_text(processor, q) for q in questions]
     inputs = processor(
         images=list(images), text=texts, padding=True, padding_side="left", return_tensors="pt"
     )
-    inputs = inputs.to(model.device)
+    inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
     if "pixel_values" in inputs:
         inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-    kwargs = {"do_sample": do_sample, "max_new_tokens": max_new_tokens}
-    if do_sample:
-        kwargs.update(temperature=1.0, top_p=1.0, top_k=0)
-        if seed is not None:
-            torch.manual_seed(seed)
-    else:
-        kwargs.update(temperature=None, top_p=None, top_k=None)
+    generators = None
+    if do_sample and seed is not None:
+        generators = [torch.Generator().manual_seed(sample_seed(f"sample:{i}", seed)) for i in ids]
+    noised = None
+    started = time.perf_counter()
+    if vcd is not None:
+        from seed.teacher import image_token_ids, noise_pixels
+
+        noised = noise_pixels(inputs, ids, vcd.noise_step, seed or 0, image_token_ids(processor))
+    noise_seconds = time.perf_counter() - started
     tok = processor.tokenizer
-    with torch.no_grad():
-        out = model.generate(**inputs, pad_token_id=tok.pad_token_id, **kwargs)
-    new_tokens = out[:, inputs["input_ids"].shape[1] :]
+    new_tokens = decode(
+        model,
+        inputs,
+        max_new_tokens,
+        eos_token_ids(model, processor),
+        tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
+        noised_pixel_values=noised,
+        cd_alpha=vcd.cd_alpha if vcd else 0.0,
+        cd_beta=vcd.cd_beta if vcd else 0.0,
+        do_sample=do_sample,
+        generators=generators,
+        stats=stats,
+    )
+    if stats is not None:
+        stats.seconds += noise_seconds
     return [t.strip() for t in tok.batch_decode(new_tokens, skip_special_tokens=True)]
 
 
@@ -127,25 +175,35 @@ def answer_all(
     seed: int = 0,
     desc: str = "answer",
     progress: bool = True,
+    *,
+    vcd: VCDSettings | None = None,
+    stats: DecodeStats | None = None,
 ) -> list[str]:
-    """Answer many pairs in batches with a progress bar; images are decoded once per batch."""
+    """Answer many pairs in batches with a progress bar; images are decoded once per batch.
+
+    A pair is named ``"<image file name>|<question>"`` for its sampling and noise seeds, so its
+    answer is the same in any batch (see `answer_batch`).
+    """
     from tqdm import tqdm
 
     answers: list[str] = []
-    for b, start in enumerate(
-        tqdm(range(0, len(questions), batch_size), desc=desc, disable=not progress, dynamic_ncols=True)
+    for start in tqdm(
+        range(0, len(questions), batch_size), desc=desc, disable=not progress, dynamic_ncols=True
     ):
         paths = image_paths[start : start + batch_size]
-        images = [open_image(p) for p in paths]
+        chunk = questions[start : start + batch_size]
         answers.extend(
             answer_batch(
                 model,
                 processor,
-                images,
-                questions[start : start + batch_size],
+                [open_image(p) for p in paths],
+                chunk,
                 max_new_tokens=max_new_tokens,
                 do_sample=do_sample,
-                seed=seed * 100003 + b,
+                seed=seed,
+                vcd=vcd,
+                sample_ids=[f"{Path(p).name}|{q}" for p, q in zip(paths, chunk, strict=True)],
+                stats=stats,
             )
         )
     return answers

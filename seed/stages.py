@@ -2,6 +2,14 @@
 
 Each stage has one name everywhere: the DVC stage, the params.yaml section, the flow task and the
 MLflow tag. A stage reads its config from its params.yaml section and writes its outputs atomically.
+
+```
+data/ --validate--> reports/validation.json
+      --pretrain--> artifacts/base-model
+      --purify----> artifacts/targets        (sparse purified targets + manifest)
+      --distill---> artifacts/adapter        (PEFT LoRA adapter)  + artifacts/seed-model (merged)
+      --evaluate--> reports/metrics.json, reports/*.png, reports/answers/
+```
 """
 
 from __future__ import annotations
@@ -10,75 +18,156 @@ import json
 import sys
 from pathlib import Path
 
-from seed.evaluate import EvaluateConfig, evaluate_model
+STAGES = ("validate", "pretrain", "purify", "distill", "evaluate")
+# Default locations, relative to the working directory (the repo root for `dvc repro`).
+DATA = Path("data")
+BASE_MODEL = Path("artifacts/base-model")
+TARGETS = Path("artifacts/targets")
+ADAPTER = Path("artifacts/adapter")
+SEED_MODEL = Path("artifacts/seed-model")
+REPORTS = Path("reports")
 
 
 def write_json(path: Path, data: dict) -> None:
     """Write JSON atomically (temporary file, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
     tmp.replace(path)
 
 
-def run_evaluate(
-    model_path: Path,
-    data_dir: Path,
-    out_dir: Path,
-    config: EvaluateConfig,
-    adapter: Path | None = None,
-    progress: bool = True,
-) -> dict:
-    """Evaluate the base model (or base + merged adapter as method ``seed``) and write metrics.json."""
-    from seed.generate import load_model
+def load_stage_config(stage: str, params: str | Path = "params.yaml", **overrides):
+    """The config dataclass of ``stage`` read from its params.yaml section."""
+    from seed.params import load_config
 
-    method = "seed" if adapter else "base"
-    model, processor = load_model(model_path, adapter=adapter)
-    answers_dir = out_dir / "answers" / method
-    result = evaluate_model(model, processor, data_dir, answers_dir, config, progress=progress)
-    metrics: dict = {"protocol": config.protocol}
-    for bench in ("pope", "mme", "chair"):
-        if bench in result:
-            metrics[bench] = {method: result[bench]}
-    if "colour_by_typicality" in result:
-        metrics["diagnostics"] = {method: {"colour_by_typicality": result["colour_by_typicality"]}}
-    metrics["seconds"] = {method: result["seconds"]}
-    name = "metrics.json" if config.protocol == "greedy" else "metrics_sample.json"
-    write_json(out_dir / name, metrics)
-    from seed.report import write_plots
-
-    write_plots(metrics, out_dir)
-    return metrics
+    if stage == "validate":
+        from seed.validate.config import ValidateConfig as cls
+    elif stage == "pretrain":
+        from seed.pretrain import PretrainConfig as cls
+    elif stage == "purify":
+        from seed.teacher import PurifyConfig as cls
+    elif stage == "distill":
+        from seed.distill import DistillConfig as cls
+    elif stage == "evaluate":
+        from seed.evaluate import EvaluateConfig as cls
+    else:
+        raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
+    return load_config(cls, stage, params, **overrides)
 
 
-def run_validate(data_dir: Path, report_path: Path, max_image_side: int = 1024) -> bool:
-    """Validate a world folder; write the report as JSON; True when valid."""
+def run_validate(data_dir: Path = DATA, report_path: Path = REPORTS / "validation.json", config=None):
+    """Validate a world folder with great-expectations; write the report as JSON; return the report."""
     from seed.validate import validate_world
 
-    report = validate_world(data_dir, max_image_side=max_image_side)
+    config = config or load_stage_config("validate")
+    report = validate_world(data_dir, max_image_side=config.max_image_side)
     write_json(report_path, report.to_dict())
-    print(report.format())
-    return report.ok
+    return report
+
+
+def run_pretrain(
+    data_dir: Path = DATA, out_dir: Path = BASE_MODEL, config=None, progress: bool = True
+) -> dict:
+    """Train the embedded base model on the world's supervised split."""
+    from seed.pretrain import pretrain
+
+    return pretrain(data_dir, out_dir, config or load_stage_config("pretrain"), progress=progress)
+
+
+def run_purify(
+    model_dir: Path = BASE_MODEL,
+    data_dir: Path = DATA,
+    out_dir: Path = TARGETS,
+    config=None,
+    progress: bool = True,
+) -> dict:
+    """Self-generate responses on the unlabelled split and write purified sparse targets."""
+    from seed.teacher import build_targets
+
+    return build_targets(
+        model_dir, data_dir, out_dir, config or load_stage_config("purify"), progress=progress
+    )
+
+
+def run_distill(
+    model_dir: Path = BASE_MODEL,
+    data_dir: Path = DATA,
+    targets_dir: Path = TARGETS,
+    adapter_dir: Path = ADAPTER,
+    merged_dir: Path = SEED_MODEL,
+    config=None,
+    progress: bool = True,
+) -> dict:
+    """Distil the purified targets into a LoRA adapter, then write the merged model for serving."""
+    from seed.distill import distill, merge_and_save
+
+    summary = distill(
+        model_dir,
+        data_dir,
+        targets_dir,
+        adapter_dir,
+        config or load_stage_config("distill"),
+        progress=progress,
+    )
+    merge_and_save(model_dir, adapter_dir, merged_dir)
+    return summary
+
+
+def run_evaluate(
+    model_dir: Path = BASE_MODEL,
+    data_dir: Path = DATA,
+    out_dir: Path = REPORTS,
+    config=None,
+    adapter_dir: Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Evaluate the configured methods (base, vcd, seed) and write reports/metrics.json and plots."""
+    from seed.evaluate import evaluate_stage
+
+    return evaluate_stage(
+        model_dir,
+        data_dir,
+        out_dir,
+        config or load_stage_config("evaluate"),
+        adapter_dir=adapter_dir,
+        progress=progress,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m seed.stages <stage>``: run one stage with the paths dvc.yaml gives it."""
-    from seed.cli import main as cli_main
+    """``python -m seed.stages <stage>``: run one stage on the default paths (what dvc.yaml calls)."""
+    import os
 
+    from seed.errors import SeedError
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     argv = list(sys.argv[1:] if argv is None else argv)
-    stage_commands = {
-        "pretrain": ["pretrain", "--data", "data", "--out", "artifacts/base-model"],
-        "evaluate": ["eval", "--model", "artifacts/base-model", "--data", "data", "--out", "reports"],
-    }
-    if argv[:1] == ["validate"]:
-        from seed.params import read_params
-
-        side = (read_params().get("validate") or {}).get("max_image_side", 1024)
-        return 0 if run_validate(Path("data"), Path("reports/validation.json"), side) else 1
-    if not argv or argv[0] not in stage_commands:
-        print(f"usage: python -m seed.stages {{validate,{','.join(stage_commands)}}}", file=sys.stderr)
+    if len(argv) != 1 or argv[0] not in STAGES:
+        print(f"usage: python -m seed.stages {{{','.join(STAGES)}}}", file=sys.stderr)
         return 2
-    return cli_main(["-q", *stage_commands[argv[0]], *argv[1:]])
+    stage = argv[0]
+    try:
+        if stage == "validate":
+            report = run_validate()
+            print(report.format())
+            return 0 if report.ok else 1
+        if stage == "pretrain":
+            result = run_pretrain(progress=False)
+        elif stage == "purify":
+            result = run_purify(progress=False)
+        elif stage == "distill":
+            result = run_distill(progress=False)
+        else:
+            result = run_evaluate(adapter_dir=ADAPTER if ADAPTER.exists() else None, progress=False)
+            from seed.report import results_table
+
+            print(results_table(result))
+            return 0
+    except SeedError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2, default=str))
+    return 0
 
 
 if __name__ == "__main__":

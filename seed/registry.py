@@ -1,0 +1,446 @@
+"""The model registry: a SEED adapter as an MLflow pyfunc model, its versions, and the promotion gate.
+
+```
+artifacts/adapter (PEFT LoRA)  --log_adapter_model-->  pyfunc model  (adapter folder + a reference to
+                                                        the base model: path or id, and its content hash)
+                               --register_adapter--->  version N of `seed-lvlm`
+                               --promote------------>  alias `champion` (gate passed) or `challenger`
+mlflow.pyfunc.load_model("models:/seed-lvlm@champion").predict(
+    pd.DataFrame({"image": [path], "question": [text]}))  ->  ["Yes"]
+```
+
+The gate is `promotion_decision`, a pure function of three score sets (candidate, current champion,
+base model), each ``{"pope": {split: F1}, "mme": {subtask: score}}`` as `method_scores` reads them
+from a metrics.json. A version's scores travel with it as the tag ``seed.scores``, so the gate never
+needs the champion's run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+from seed.errors import DataError
+from seed.params import check_range
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities.model_registry import ModelVersion
+
+SECTION = "promote"
+MODEL_NAME = "seed-lvlm"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+POPE_SPLITS = ("random", "popular", "adversarial")
+MME_SUBTASKS = ("existence", "count", "position", "color")
+MME_MAX = 200.0  # an MME subtask scores 100 * acc + 100 * acc+
+EPS = 1e-9  # float slack: a drop of exactly `tolerance` is allowed, a gain of exactly `margin` is not
+
+# Model-version tags.
+TAG_SCORES = "seed.scores"
+TAG_ADAPTER_HASH = "seed.adapter_hash"
+TAG_BASE_MODEL = "seed.base_model"
+TAG_BASE_HASH = "seed.base_model_hash"
+TAG_DECISION = "seed.promotion"
+TAG_REASON = "seed.promotion_reason"
+
+# The pyfunc's requirements (pinned to what is installed), passed explicitly: inferring them is slow.
+REQUIREMENTS = (
+    "mlflow",
+    "torch",
+    "transformers",
+    "peft",
+    "accelerate",
+    "safetensors",
+    "tokenizers",
+    "pillow",
+)
+
+
+@dataclass
+class PromoteConfig:
+    """Settings of the promotion gate (params.yaml section ``promote``).
+
+    margin: the POPE-adversarial F1 gain over the current champion (or, for the first version, over
+    the base model) that a new version must exceed. tolerance: the largest drop allowed on any POPE
+    split's F1 and on any MME subtask, both on a 0-1 scale (an MME subtask's score / 200).
+    """
+
+    margin: float = 0.005
+    tolerance: float = 0.02
+
+    def __post_init__(self) -> None:
+        check_range(SECTION, "margin", self.margin, lo=0, hi=1)
+        check_range(SECTION, "tolerance", self.tolerance, lo=0, hi=1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# The gate (pure)
+
+
+def method_scores(metrics: dict | None, method: str) -> dict[str, dict[str, float]]:
+    """``{"pope": {split: f1}, "mme": {subtask: score}}`` of one method of a metrics.json (missing keys left out)."""
+    metrics = metrics or {}
+    pope = (metrics.get("pope") or {}).get(method) or {}
+    mme = (metrics.get("mme") or {}).get(method) or {}
+    return {
+        "pope": {s: pope[s]["f1"] for s in POPE_SPLITS if isinstance(pope.get(s), dict) and "f1" in pope[s]},
+        "mme": {t: mme[t] for t in MME_SUBTASKS if t in mme},
+    }
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def missing_scores(scores: dict | None) -> list[str]:
+    """The score keys (``pope.<split>``, ``mme.<subtask>``) that are absent or not a finite number."""
+    scores = scores or {}
+    pope, mme = scores.get("pope") or {}, scores.get("mme") or {}
+    return [f"pope.{s}" for s in POPE_SPLITS if _number(pope.get(s)) is None] + [
+        f"mme.{t}" for t in MME_SUBTASKS if _number(mme.get(t)) is None
+    ]
+
+
+def regressions(candidate: dict, reference: dict, tolerance: float) -> list[str]:
+    """One line per POPE split or MME subtask where ``candidate`` drops more than ``tolerance`` (0-1 scale)."""
+    found = []
+    for split in POPE_SPLITS:
+        new, old = candidate["pope"][split], reference["pope"][split]
+        if old - new > tolerance + EPS:
+            found.append(f"POPE {split} F1 {new:.4f} < {old:.4f}")
+    for task in MME_SUBTASKS:
+        new, old = candidate["mme"][task], reference["mme"][task]
+        if (old - new) / MME_MAX > tolerance + EPS:
+            found.append(f"MME {task} {new:.1f} < {old:.1f}")
+    return found
+
+
+def promotion_decision(
+    candidate: dict | None, champion: dict | None, base: dict | None, margin: float, tolerance: float
+) -> tuple[bool, str]:
+    """Whether ``candidate`` should become champion, and why (one line).
+
+    It must have complete scores, beat the reference's POPE-adversarial F1 by more than ``margin``,
+    and drop no POPE split's F1 and no MME subtask (score / 200) by more than ``tolerance``. The
+    reference is ``champion``, or ``base`` when there is no champion yet (or its scores are
+    incomplete). Each argument is ``{"pope": {split: f1}, "mme": {subtask: score}}``.
+    """
+    missing = missing_scores(candidate)
+    if missing:
+        return False, f"incomplete metrics (missing {', '.join(missing)}): never promoted"
+    assert candidate is not None
+    if champion is not None and not missing_scores(champion):
+        reference, label = champion, "champion"
+    else:
+        reference, label = base, "base model"
+        if champion is not None:
+            label = "base model (the champion's scores are incomplete)"
+        if missing_scores(base):
+            return (
+                False,
+                f"no complete scores of the base model to compare with (missing {', '.join(missing_scores(base))})",
+            )
+    assert reference is not None
+    new, old = candidate["pope"]["adversarial"], reference["pope"]["adversarial"]
+    gain = new - old
+    reasons = []
+    if gain <= margin + EPS:
+        reasons.append(
+            f"POPE adversarial F1 {new:.4f} does not beat the {label}'s {old:.4f} by more than "
+            f"margin {margin:g} (gain {gain:+.4f})"
+        )
+    dropped = regressions(candidate, reference, tolerance)
+    if dropped:
+        reasons.append(f"regresses beyond tolerance {tolerance:g} against the {label}: {'; '.join(dropped)}")
+    if reasons:
+        return False, "; ".join(reasons)
+    return True, (
+        f"POPE adversarial F1 {new:.4f} beats the {label}'s {old:.4f} by {gain:+.4f} (> margin {margin:g}); "
+        f"no POPE split or MME subtask drops more than tolerance {tolerance:g}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# The pyfunc model
+
+
+def requirements() -> list[str]:
+    """Pinned pip requirements of the pyfunc model (installed versions, local tags such as +cpu dropped)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in REQUIREMENTS:
+        try:
+            pins.append(f"{name}=={version(name).split('+')[0]}")
+        except PackageNotFoundError:
+            pins.append(name)
+    return pins
+
+
+def base_model_hash(base_model: str | Path) -> str | None:
+    """Content hash of a base model folder (or of a hub id's cached snapshot); None if not available."""
+    from seed.teacher import model_hash
+
+    try:
+        return model_hash(base_model)
+    except DataError:
+        return None
+
+
+def base_reference(base_model: str | Path) -> str:
+    """How a registered version names its base model: an absolute path for a folder, else the hub id."""
+    local = Path(base_model)
+    return str(local.resolve()) if local.exists() else str(base_model)
+
+
+def check_base_model(base_model: str | Path, expected: str | None) -> None:
+    """Raise DataError unless the base model's content hash is ``expected`` (None: nothing to check)."""
+    if not expected:
+        return
+    actual = base_model_hash(base_model)
+    if actual != expected:
+        raise DataError(
+            base_model,
+            f"base model content hash is {actual}, the registered adapter was trained on {expected}: "
+            "restore that model (dvc checkout / the run's git commit) or load with "
+            "model_config={'base_model': PATH_OF_THE_ORIGINAL}",
+            field="base_model_hash",
+        )
+
+
+class SeedAdapterModel(mlflow.pyfunc.PythonModel):
+    """A PEFT adapter on a referenced base model: answers a DataFrame of (image path, question) rows.
+
+    model_config keys (each can be overridden at load time): ``base_model`` (path or hub id),
+    ``base_model_hash`` (checked when ``verify_base_model``), ``device``, ``dtype``, ``batch_size``,
+    ``max_new_tokens``.
+    """
+
+    def load_context(self, context) -> None:
+        from seed.generate import load_model
+
+        config = dict(context.model_config or {})
+        if config.get("verify_base_model", True):
+            check_base_model(config["base_model"], config.get("base_model_hash"))
+        self.config = config
+        self.model, self.processor = load_model(
+            config["base_model"],
+            adapter=context.artifacts["adapter"],
+            dtype=config.get("dtype", "float32"),
+            device=config.get("device", "cpu"),
+        )
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> list[str]:
+        from seed.generate import answer_batch, open_image
+
+        frame = model_input
+        missing = sorted({"image", "question"} - set(getattr(frame, "columns", [])))
+        if missing:
+            raise DataError("model input", f"needs columns image and question; missing {', '.join(missing)}")
+        size = int(self.config.get("batch_size", 16))
+        images, questions = [str(p) for p in frame["image"]], [str(q) for q in frame["question"]]
+        answers: list[str] = []
+        for start in range(0, len(questions), size):
+            answers += answer_batch(
+                self.model,
+                self.processor,
+                [open_image(p) for p in images[start : start + size]],
+                questions[start : start + size],
+                max_new_tokens=int(self.config.get("max_new_tokens", 32)),
+            )
+        return answers
+
+
+def signature():
+    """Input: string columns ``image`` (a path) and ``question``; output: one string per row."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    return ModelSignature(
+        inputs=Schema([ColSpec("string", "image"), ColSpec("string", "question")]),
+        outputs=Schema([ColSpec("string")]),
+    )
+
+
+def log_adapter_model(
+    adapter_dir: str | Path,
+    base_model: str | Path,
+    base_hash: str | None = None,
+    name: str = "model",
+    device: str = "cpu",
+    dtype: str = "float32",
+):
+    """Log the adapter folder as a pyfunc model in the active run; returns MLflow's ModelInfo."""
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").is_file():
+        raise DataError(adapter_dir, "not a PEFT adapter folder (no adapter_config.json)")
+    with warnings.catch_warnings():  # "no input example": one would make MLflow load the model to check it
+        warnings.simplefilter("ignore", UserWarning)
+        return mlflow.pyfunc.log_model(
+            name=name,
+            python_model=SeedAdapterModel(),
+            artifacts={"adapter": str(adapter_dir)},
+            model_config={
+                "base_model": base_reference(base_model),
+                "base_model_hash": base_hash,
+                "verify_base_model": True,
+                "device": device,
+                "dtype": dtype,
+                "batch_size": 16,
+                "max_new_tokens": 32,
+            },
+            signature=signature(),
+            pip_requirements=requirements(),
+        )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Versions and aliases
+
+
+def _client(client: MlflowClient | None) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return client or MlflowClient()
+
+
+def find_version(
+    adapter_hash: str, name: str = MODEL_NAME, client: MlflowClient | None = None
+) -> ModelVersion | None:
+    """The version of ``name`` registered from an adapter with this content hash, if any."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(client)
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    for version in sorted(versions, key=lambda v: int(v.version)):
+        if version.tags.get(TAG_ADAPTER_HASH) == adapter_hash:
+            return version
+    return None
+
+
+def register_adapter(
+    adapter_dir: str | Path,
+    base_model: str | Path,
+    scores: dict,
+    name: str = MODEL_NAME,
+    client: MlflowClient | None = None,
+) -> tuple[ModelVersion, bool]:
+    """Register the adapter as a new version of ``name`` (logged in the active run); ``(version, created)``.
+
+    An adapter whose content hash is already registered is not registered again: the existing
+    version comes back with ``created=False`` (a retried or repeated run adds no version).
+    """
+    from seed.targets import content_hash
+
+    client = _client(client)
+    adapter_hash = content_hash(adapter_dir)
+    existing = find_version(adapter_hash, name, client)
+    if existing is not None:
+        return existing, False
+    base_hash = base_model_hash(base_model)
+    info = log_adapter_model(adapter_dir, base_model, base_hash)
+    tags = {
+        TAG_ADAPTER_HASH: adapter_hash,
+        TAG_BASE_MODEL: base_reference(base_model),
+        TAG_BASE_HASH: base_hash or "",
+        TAG_SCORES: json.dumps(scores, sort_keys=True),
+    }
+    version = mlflow.register_model(info.model_uri, name, tags=tags)
+    return client.get_model_version(name, version.version), True
+
+
+def alias_version(
+    alias: str, name: str = MODEL_NAME, client: MlflowClient | None = None
+) -> ModelVersion | None:
+    """The version that carries ``alias``, or None."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client(client).get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def version_scores(version: ModelVersion | None) -> dict | None:
+    """The scores stored on a version (tag ``seed.scores``), or None."""
+    if version is None or TAG_SCORES not in version.tags:
+        return None
+    try:
+        return json.loads(version.tags[TAG_SCORES])
+    except json.JSONDecodeError:
+        return None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What `promote` did to one version: its alias now, why, and whether anything changed."""
+
+    version: str
+    champion: bool
+    reason: str
+    changed: bool
+
+    @property
+    def alias(self) -> str:
+        return CHAMPION if self.champion else CHALLENGER
+
+
+def promote(
+    version: str,
+    base: dict,
+    config: PromoteConfig,
+    name: str = MODEL_NAME,
+    client: MlflowClient | None = None,
+) -> Decision:
+    """Run the gate for ``version`` and move the aliases: ``champion`` if it passes, else ``challenger``.
+
+    The decision and its reason are stored as tags on the version. A version that was already
+    decided is left as it is (promoting it again changes nothing).
+    """
+    client = _client(client)
+    version = str(version)
+    current = alias_version(CHAMPION, name, client)
+    mv = client.get_model_version(name, version)
+    if TAG_DECISION in mv.tags:
+        is_champion = current is not None and str(current.version) == version
+        return Decision(version, is_champion, mv.tags.get(TAG_REASON, ""), changed=False)
+    champion = version_scores(current) if current is not None else None
+    if current is not None and champion is None:
+        champion = {}  # a champion set by hand without scores: the gate compares with the base model
+    ok, reason = promotion_decision(version_scores(mv), champion, base, config.margin, config.tolerance)
+    if current is not None and ok:
+        reason += f" (replaces version {current.version})"
+    if ok:
+        client.set_registered_model_alias(name, CHAMPION, version)
+        challenger = alias_version(CHALLENGER, name, client)
+        if challenger is not None and str(challenger.version) == version:
+            client.delete_registered_model_alias(name, CHALLENGER)
+    else:
+        client.set_registered_model_alias(name, CHALLENGER, version)
+    client.set_model_version_tag(name, version, TAG_DECISION, CHAMPION if ok else CHALLENGER)
+    client.set_model_version_tag(name, version, TAG_REASON, reason)
+    return Decision(version, ok, reason, changed=True)
+
+
+def load_registered(model_uri: str, **model_config: Any):
+    """``mlflow.pyfunc.load_model(model_uri)`` with optional model_config overrides (base_model, device...)."""
+    return mlflow.pyfunc.load_model(model_uri, model_config=model_config or None)
+
+
+def answer(model, images: list[str], questions: list[str]) -> list[str]:
+    """Answers of a loaded pyfunc model to (image path, question) pairs."""
+    frame = pd.DataFrame({"image": [str(i) for i in images], "question": list(questions)})
+    return list(model.predict(frame))

@@ -1,0 +1,296 @@
+"""MLflow tracking of one pipeline run: what went in, what came out, and the code that did it.
+
+One MLflow run per pipeline run, in a local SQLite store (``sqlite:///<root>/mlflow.db``, artifacts
+under ``<root>/mlruns``) unless ``MLFLOW_TRACKING_URI`` names another server; ``mlflow ui`` in
+``<root>`` shows it with no server running. A run holds:
+
+=================  ==============================================================================
+params             every params.yaml section the run used, resolved, as ``<section>.<key>``
+metrics            metrics.json flattened (``pope.seed.adversarial.f1``), stage times
+                   (``time.<stage>``), per-step losses (``pretrain.loss``, ``distill.loss``)
+datasets           the data folder and the purified targets, with their DVC md5 as digest
+artifacts          reports/*.png (plots/), reports/answers (answers/), metrics and validation reports
+tags               git commit (``mlflow.source.git.commit``), dirty flag, mode, data path
+=================  ==============================================================================
+
+No Prefect here: the flow in ``flows/`` calls these functions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seed.errors import DataError
+
+EXPERIMENT = "seed"
+STORE_NAME = "mlflow.db"
+ARTIFACTS_NAME = "mlruns"
+DIGEST_CHARS = 32  # MLflow keeps at most 36 characters of a dataset digest (a DVC md5 + ".dir")
+
+
+def tracking_uri(root: str | Path) -> str:
+    """The local SQLite store of ``root``: ``sqlite:///<root>/mlflow.db``."""
+    return f"sqlite:///{(Path(root).resolve() / STORE_NAME).as_posix()}"
+
+
+def configure(root: str | Path, experiment: str = EXPERIMENT) -> str:
+    """Point MLflow (tracking and registry) at ``root``'s store; create the experiment; return its id.
+
+    ``MLFLOW_TRACKING_URI``, when set, wins over the local store. The experiment keeps its artifacts
+    in ``<root>/mlruns`` whatever the working directory.
+    """
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    import mlflow
+
+    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    found = mlflow.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    location = (Path(root).resolve() / ARTIFACTS_NAME).as_uri()
+    return mlflow.create_experiment(experiment, artifact_location=location)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Flattening
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, float]:
+    """Numeric leaves of nested dicts/lists as ``{"a.b.0": 1.0}``; strings, None and NaN are left out."""
+    flat: dict[str, float] = {}
+    if isinstance(tree, dict):
+        items = ((str(k), v) for k, v in tree.items())
+    elif isinstance(tree, list | tuple):
+        items = ((str(i), v) for i, v in enumerate(tree))
+    else:
+        if isinstance(tree, int | float) and not isinstance(tree, bool) and math.isfinite(tree):
+            flat[prefix] = float(tree)
+        return flat
+    for key, value in items:
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else key))
+    return flat
+
+
+def flatten_params(sections: dict[str, Any]) -> dict[str, str]:
+    """``{"pretrain": {"model": {"image_size": 16}}}`` -> ``{"pretrain.model.image_size": "16"}``.
+
+    Config dataclasses are expanded; lists stay whole (as JSON), so each param is one setting.
+    """
+    flat: dict[str, str] = {}
+
+    def walk(value: Any, key: str) -> None:
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = dataclasses.asdict(value)
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        else:
+            flat[key] = value if isinstance(value, str) else json.dumps(value)
+
+    walk(sections, "")
+    return flat
+
+
+# ---------------------------------------------------------------------------------------------------
+# Inputs: losses, hashes, datasets, code
+
+
+def read_losses(path: str | Path) -> list[tuple[int, float]]:
+    """``(step, loss)`` pairs from a loss file: a JSON list of numbers (distill's losses.json) or of
+    ``{"step", "loss", ...}`` objects (pretrain_loss.json)."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise DataError(path, "loss file not found") from exc
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"not valid JSON: {exc}") from exc
+    if not isinstance(data, list):
+        raise DataError(path, "must be a JSON list of losses")
+    pairs = []
+    for i, item in enumerate(data):
+        if isinstance(item, dict):
+            step, loss = item.get("step", i), item.get("loss")
+        else:
+            step, loss = i, item
+        if isinstance(loss, bool) or not isinstance(loss, int | float) or not isinstance(step, int):
+            raise DataError(path, f"expected a number, got {loss!r}", field="loss", row=i)
+        pairs.append((step, float(loss)))
+    return pairs
+
+
+def dvc_hashes(root: str | Path) -> dict[str, str]:
+    """md5 of every DVC-tracked output under ``root``: ``{"data": "...dir", "artifacts/targets": ...}``.
+
+    Read from the ``*.dvc`` files at ``root`` and from ``dvc.lock``; empty outside a DVC project.
+    """
+    import yaml
+
+    root = Path(root)
+    hashes: dict[str, str] = {}
+    for dvc_file in sorted(root.glob("*.dvc")):
+        for out in (yaml.safe_load(dvc_file.read_text()) or {}).get("outs", []):
+            if "md5" in out:
+                hashes[out["path"]] = out["md5"]
+    lock = root / "dvc.lock"
+    if lock.is_file():
+        for stage in ((yaml.safe_load(lock.read_text()) or {}).get("stages") or {}).values():
+            for out in stage.get("outs", []):
+                if "md5" in out:
+                    hashes[out["path"]] = out["md5"]
+    return hashes
+
+
+def dataset_digest(path: str | Path, dvc_md5: str | None = None) -> str:
+    """The DVC md5 when DVC tracks ``path``; else the first 32 hex digits of its sha256 content hash."""
+    if dvc_md5:
+        return dvc_md5
+    from seed.targets import content_hash
+
+    return content_hash(path)[:DIGEST_CHARS]
+
+
+def folder_summary(path: str | Path):
+    """A DataFrame with one row per top-level entry of ``path``: name, files, bytes."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, "no such folder to log as a dataset")
+    rows = []
+    for entry in sorted(path.iterdir()) if path.is_dir() else [path]:
+        files = [entry] if entry.is_file() else [p for p in entry.rglob("*") if p.is_file()]
+        rows.append({"name": entry.name, "files": len(files), "bytes": sum(p.stat().st_size for p in files)})
+    return pd.DataFrame(rows, columns=["name", "files", "bytes"])
+
+
+@dataclass(frozen=True)
+class DatasetRef:
+    """A folder the run read: its MLflow name, path, content digest and context (training, ...)."""
+
+    name: str
+    path: Path
+    digest: str
+    context: str
+
+
+def log_dataset(ref: DatasetRef) -> None:
+    """Log ``ref`` as an input of the active run (``mlflow.data.from_pandas(..., digest=...)``)."""
+    import warnings
+
+    import mlflow
+    import mlflow.data
+
+    with warnings.catch_warnings():  # "source can be interpreted in multiple ways", integer columns
+        warnings.simplefilter("ignore", UserWarning)
+        dataset = mlflow.data.from_pandas(
+            folder_summary(ref.path),
+            source=Path(ref.path).resolve().as_uri(),
+            name=ref.name,
+            digest=ref.digest,
+        )
+    mlflow.log_input(dataset, context=ref.context)
+
+
+def git_state(root: str | Path) -> dict[str, str]:
+    """``{"mlflow.source.git.commit": sha, "seed.git_dirty": "true"|"false"}`` of the repo at ``root``."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if commit is None:
+        return {"seed.git_commit": "none (no commit yet)"}
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"mlflow.source.git.commit": commit, "seed.git_dirty": "true" if dirty else "false"}
+
+
+# ---------------------------------------------------------------------------------------------------
+# Logging into the active run
+
+
+def log_losses(key: str, path: str | Path) -> int:
+    """Log a loss file as the metric ``key`` (one point per step) in the active run; returns the count."""
+    import time
+
+    import mlflow
+    from mlflow.entities import Metric
+
+    pairs = read_losses(path)
+    now = int(time.time() * 1000)
+    run_id = mlflow.active_run().info.run_id
+    metrics = [Metric(key, loss, now, step) for step, loss in pairs if math.isfinite(loss)]
+    mlflow.MlflowClient().log_batch(run_id, metrics=metrics)
+    return len(metrics)
+
+
+def log_folder(path: str | Path, artifact_path: str, pattern: str = "*") -> int:
+    """Log the files of ``path`` matching ``pattern`` (recursively for a folder) under ``artifact_path``."""
+    import mlflow
+
+    path = Path(path)
+    if path.is_dir() and pattern == "*":
+        mlflow.log_artifacts(str(path), artifact_path)
+        return sum(1 for p in path.rglob("*") if p.is_file())
+    files = sorted(path.glob(pattern)) if path.is_dir() else []
+    for file in files:
+        mlflow.log_artifact(str(file), artifact_path)
+    return len(files)
+
+
+def log_pipeline_run(
+    configs: dict[str, Any],
+    stage_seconds: dict[str, float],
+    reports_dir: str | Path,
+    loss_files: dict[str, Path],
+    datasets: list[DatasetRef],
+    code_root: str | Path,
+    metrics: dict | None = None,
+) -> dict[str, int]:
+    """Log one pipeline run into the active MLflow run; returns what was logged, counted.
+
+    configs: the resolved config of every section used (``{"pretrain": PretrainConfig, ...}``).
+    loss_files: ``{"pretrain": path, "distill": path}``, logged as ``<stage>.loss`` per step (a
+    missing file is skipped: the stage did not run). metrics: the evaluate stage's metrics.json.
+    """
+    import mlflow
+
+    reports_dir = Path(reports_dir)
+    counts = {"params": 0, "metrics": 0, "loss_points": 0, "datasets": 0, "artifacts": 0}
+    params = flatten_params(configs)
+    mlflow.log_params(params)
+    counts["params"] = len(params)
+    mlflow.set_tags(git_state(code_root))
+    flat = {f"time.{stage}": seconds for stage, seconds in stage_seconds.items()}
+    if metrics:
+        flat.update(flatten({k: v for k, v in metrics.items() if k != "protocol"}))
+        mlflow.set_tag("seed.protocol", str(metrics.get("protocol", "")))
+    if flat:
+        mlflow.log_metrics(flat)
+    counts["metrics"] = len(flat)
+    for stage, path in loss_files.items():
+        if Path(path).is_file():
+            counts["loss_points"] += log_losses(f"{stage}.loss", path)
+    for ref in datasets:
+        if Path(ref.path).exists():
+            log_dataset(ref)
+            counts["datasets"] += 1
+    counts["artifacts"] += log_folder(reports_dir, "plots", "*.png")
+    counts["artifacts"] += log_folder(reports_dir, "reports", "*.json")
+    if (reports_dir / "answers").is_dir():
+        counts["artifacts"] += log_folder(reports_dir / "answers", "answers")
+    return counts
