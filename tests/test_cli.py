@@ -22,8 +22,12 @@ def test_pope_score_prints_one_json_object(tmp_path, capsys):
     questions = tmp_path / "q.json"
     answers = tmp_path / "a.jsonl"
     rows = [(1, "yes", "Yes."), (2, "no", "No, there is not."), (3, "yes", "no"), (4, "no", "Yes")]
-    questions.write_text("".join(json.dumps({"question_id": i, "image": "x.png", "text": "Is there a cat?",
-                                             "label": lab}) + "\n" for i, lab, _ in rows))
+    questions.write_text(
+        "".join(
+            json.dumps({"question_id": i, "image": "x.png", "text": "Is there a cat?", "label": lab}) + "\n"
+            for i, lab, _ in rows
+        )
+    )
     answers.write_text("".join(json.dumps({"question_id": i, "text": t}) + "\n" for i, _, t in rows))
     assert main(["pope-score", "--questions", str(questions), "--answers", str(answers)]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -33,7 +37,9 @@ def test_pope_score_prints_one_json_object(tmp_path, capsys):
 
 def test_bad_input_gives_one_error_line_and_exit_2(tmp_path, capsys):
     questions = tmp_path / "q.json"
-    questions.write_text(json.dumps({"question_id": 1, "image": "x.png", "text": "?", "label": "maybe"}) + "\n")
+    questions.write_text(
+        json.dumps({"question_id": 1, "image": "x.png", "text": "?", "label": "maybe"}) + "\n"
+    )
     answers = tmp_path / "a.jsonl"
     answers.write_text(json.dumps({"question_id": 1, "text": "yes"}) + "\n")
     assert main(["pope-score", "--questions", str(questions), "--answers", str(answers)]) == 2
@@ -48,9 +54,25 @@ def test_out_of_range_world_option_names_the_params_key(tmp_path, capsys):
 
 
 def test_synth_through_the_console_script_is_deterministic(tmp_path):
-    args = ["--n-train", "3", "--n-seed", "1", "--n-pope-images", "1", "--n-mme-images", "1", "--n-chair-images", "1"]
+    args = [
+        "--n-train",
+        "3",
+        "--n-seed",
+        "1",
+        "--n-pope-images",
+        "1",
+        "--n-mme-images",
+        "1",
+        "--n-chair-images",
+        "1",
+    ]
     for name in ("a", "b"):
-        subprocess.run([sys.executable, "-m", "seed.cli", "-q", "data", "synth", "--out", str(tmp_path / name),
-                        *args], check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "seed.cli", "-q", "data", "synth", "--out", str(tmp_path / name), *args],
+            check=True,
+            capture_output=True,
+        )
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
-    assert files and all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+    assert files and all(
+        (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files
+    )

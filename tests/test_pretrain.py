@@ -9,18 +9,37 @@ from safetensors.torch import load_file
 from seed.conversation import load_conversations, to_messages
 from seed.errors import ConfigError
 from seed.modeling import ModelConfig, build_tokenizer
-from seed.pretrain import PretrainConfig, collect_texts, encode_conversations, lr_at, pretrain, render_conversation
+from seed.pretrain import (
+    PretrainConfig,
+    collect_texts,
+    encode_conversations,
+    lr_at,
+    pretrain,
+    render_conversation,
+)
 from seed.world.synth import WorldConfig, synthesize
 
-TINY_MODEL = {"image_size": 16, "patch_size": 8, "vision_hidden": 16, "vision_layers": 1, "vision_heads": 2,
-              "text_hidden": 16, "text_layers": 1, "text_heads": 2, "text_intermediate": 32}
+TINY_MODEL = {
+    "image_size": 16,
+    "patch_size": 8,
+    "vision_hidden": 16,
+    "vision_layers": 1,
+    "vision_heads": 2,
+    "text_hidden": 16,
+    "text_layers": 1,
+    "text_heads": 2,
+    "text_intermediate": 32,
+}
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     out = tmp_path_factory.mktemp("w") / "world"
-    synthesize(out, WorldConfig(n_train=8, n_seed=2, n_pope_images=2, n_mme_images=1, n_chair_images=1,
-                                image_size=32), progress=False)
+    synthesize(
+        out,
+        WorldConfig(n_train=8, n_seed=2, n_pope_images=2, n_mme_images=1, n_chair_images=1, image_size=32),
+        progress=False,
+    )
     return out
 
 
@@ -39,7 +58,7 @@ def test_labels_are_only_answer_tokens_and_image_tokens_are_expanded(world):
     records = load_conversations(world / "train" / "conversations.json")
     tokenizer = build_tokenizer(collect_texts(world))
     messages = to_messages(records[0]["conversations"])
-    (ids, labels), = encode_conversations(tokenizer, [messages], num_image_tokens=4)
+    ((ids, labels),) = encode_conversations(tokenizer, [messages], num_image_tokens=4)
     assert len(ids) == len(labels)
     image_id = tokenizer.convert_tokens_to_ids("<image>")
     assert ids.count(image_id) == 4
@@ -76,7 +95,9 @@ def test_learning_rate_warms_up_then_decays():
     assert lr_at(99, config) >= 1e-4 - 1e-12
 
 
-@pytest.mark.parametrize(("field", "value"), [("steps", 0), ("lr", 0.0), ("batch_size", 0), ("grad_clip", 0.0)])
+@pytest.mark.parametrize(
+    ("field", "value"), [("steps", 0), ("lr", 0.0), ("batch_size", 0), ("grad_clip", 0.0)]
+)
 def test_config_rejects_out_of_range_values_naming_the_key(field, value):
     with pytest.raises(ConfigError, match=f"pretrain.{field}"):
         PretrainConfig(**{field: value})
