@@ -30,21 +30,36 @@ see README.md for real data and real checkpoints."""
 def _add_dataclass_flags(
     parser: argparse.ArgumentParser, cls, section: str, skip: tuple[str, ...] = ()
 ) -> None:
-    """One optional flag per scalar field of a config dataclass (``--n-train``); None keeps params.yaml."""
+    """One optional flag per scalar or list field of a config dataclass (``--n-train``).
+
+    A flag left out keeps the params.yaml value (or the dataclass default). Lists are comma-separated.
+    """
+    kinds = {
+        "int": int,
+        "float": float,
+        "str": str,
+        "str | None": str,
+        "bool": lambda s: s.lower() in ("1", "true", "yes"),
+        "list[str]": lambda s: [x.strip() for x in s.split(",") if x.strip()],
+        "list[int]": lambda s: [int(x) for x in s.split(",") if x.strip()],
+    }
     for f in dataclasses.fields(cls):
-        if f.name in skip or f.type not in ("int", "float", "str", "bool"):
+        if f.name in skip or f.type not in kinds:
             continue
-        kind = {"int": int, "float": float, "str": str, "bool": lambda s: s.lower() in ("1", "true", "yes")}[
-            f.type
-        ]
-        default = f.default if f.default is not dataclasses.MISSING else "(computed)"
+        if f.default is not dataclasses.MISSING:
+            default = repr(f.default)
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = ",".join(map(str, f.default_factory()))  # type: ignore[misc]
+        else:
+            default = "required"
+        metavar = "A,B,..." if f.type.startswith("list") else f.type.split(" ")[0].upper()
         parser.add_argument(
             f"--{f.name.replace('_', '-')}",
             dest=f.name,
-            type=kind,
+            type=kinds[f.type],
             default=None,
-            metavar=f.type.upper(),
-            help=f"{section}.{f.name} (default {default!r})",
+            metavar=metavar,
+            help=f"{section}.{f.name} (default {default})",
         )
 
 
@@ -203,6 +218,15 @@ def build_parser() -> argparse.ArgumentParser:
         add_help=False,
     )
     sub.add_parser(
+        "run",
+        help="run the whole pipeline as the Prefect flow seed-pipeline (DVC stages, MLflow, registry)",
+        add_help=False,
+    )
+    sub.add_parser("serve", help="serve seed-pipeline as a scheduled deployment (--cron)", add_help=False)
+    sub.add_parser(
+        "answer", help="answer a question about an image with a registered or local model", add_help=False
+    )
+    sub.add_parser(
         "pope-score", help="score POPE answers against questions with the official parsing", add_help=False
     )
 
@@ -228,7 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--model", required=True, help="model folder or hub id (AutoModelForImageTextToText)")
     ev.add_argument("--adapter", default=None, help="PEFT adapter folder to merge before evaluating")
-    ev.add_argument("--data", required=True, help="world folder")
+    ev.add_argument("--data", default="data", help="world folder (default: data)")
+    ev.add_argument("--images", dest="images_dir", default=None, help="alias of --images-dir (COCO val2014)")
+    ev.add_argument("--instances", dest="instances_file", default=None, help="alias of --instances-file")
     ev.add_argument("--out", default="reports", help="reports folder (default: reports)")
     from seed.evaluate import EvaluateConfig
 
@@ -285,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
 DELEGATED = {
     "validate": ("seed.validate", "main_validate"),
     "pope-score": ("seed.eval.pope", "main_pope_score"),
+    "run": ("flows.cli", "main_run"),
+    "serve": ("flows.cli", "main_serve"),
+    "answer": ("seed.serving", "main_answer"),
 }
 
 

@@ -1,12 +1,12 @@
-"""`make demo`: build the default world if missing, reproduce the pipeline, print the results.
+"""`make demo`: build the default world if missing, then run the whole pipeline once.
 
-Until the Prefect flow lands this drives DVC directly: ``dvc repro`` decides which stages are out
-of date, so a second run with nothing changed does no work.
+The pipeline is the Prefect flow `seed-pipeline` (`seed run`): each stage goes through DVC, so a
+second `make demo` with nothing changed skips every stage; the run is tracked in MLflow (`mlflow.db`)
+and the adapter registered as `seed-lvlm`, promoted to `champion` only if it beats the gate.
 """
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -15,34 +15,17 @@ from pathlib import Path
 DATA = Path("data")
 
 
-def _run(cmd: list[str]) -> float:
-    print(f"$ {' '.join(cmd)}", flush=True)
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    return time.perf_counter() - start
-
-
 def main() -> int:
     bin_dir = Path(sys.executable).parent
-    times: dict[str, float] = {}
     if not (DATA / "world.json").exists():
-        times["synth"] = _run([str(bin_dir / "seed"), "data", "synth", "--out", str(DATA)])
+        start = time.perf_counter()
+        subprocess.run([str(bin_dir / "seed"), "data", "synth", "--out", str(DATA)], check=True)
+        print(f"world built in {time.perf_counter() - start:.1f} s")
         status = subprocess.run([str(bin_dir / "dvc"), "status", "data.dvc"], capture_output=True, text=True)
-        print(f"data.dvc after regeneration: {status.stdout.strip() or 'up to date'}")
-    start = time.perf_counter()
-    subprocess.run([str(bin_dir / "dvc"), "repro"], check=True)
-    times["dvc repro"] = time.perf_counter() - start
-    from seed.report import results_table
+        print(f"data.dvc after regeneration: {status.stdout.strip() or 'matches'}")
+    from flows.cli import main_run
 
-    metrics = json.loads(Path("reports/metrics.json").read_text())
-    print("\nstage times (s): " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()))
-    print("\n" + results_table(metrics))
-    diag = metrics.get("diagnostics", {}).get("base", {}).get("colour_by_typicality")
-    if diag:
-        print(
-            f"\ncolour questions (MME color): typical acc {diag['typical']:.3f}, atypical acc {diag['atypical']:.3f}"
-        )
-    return 0
+    return main_run([])
 
 
 if __name__ == "__main__":

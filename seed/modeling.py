@@ -67,6 +67,7 @@ class ModelConfig:
     text_heads: int = 4
     text_intermediate: int = 384
     max_positions: int = 512
+    vision_feature_layer: int = -2  # as LLaVA-1.5 (see LOG.md: -1 with lr 2e-3 collapsed to "Yes")
 
     def __post_init__(self) -> None:
         for name in (
@@ -82,6 +83,13 @@ class ModelConfig:
             "max_positions",
         ):
             check_range("pretrain.model", name, getattr(self, name), lo=1)
+        if self.vision_feature_layer > -1 or self.vision_feature_layer < -max(2, self.vision_layers):
+            from seed.errors import ConfigError
+
+            raise ConfigError(
+                f"pretrain.model.vision_feature_layer = {self.vision_feature_layer} must be in "
+                f"[-{max(2, self.vision_layers)}, -1] (a 1-layer tower uses its only layer)"
+            )
         if self.image_size % self.patch_size:
             check_range("pretrain.model", "patch_size", self.patch_size, hi=0)  # raises with the key named
         if self.vision_hidden % self.vision_heads or self.text_hidden % self.text_heads:
@@ -184,7 +192,7 @@ def build_model(config: ModelConfig, tokenizer, seed: int = 0):
         text_config=text,
         image_token_id=tokenizer.convert_tokens_to_ids(IMAGE_TOKEN),
         vision_feature_select_strategy="default",
-        vision_feature_layer=-2 if config.vision_layers > 1 else -1,
+        vision_feature_layer=max(config.vision_feature_layer, -config.vision_layers),
         image_seq_length=config.num_image_tokens,
         projector_hidden_act="gelu",
     )

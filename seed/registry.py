@@ -86,7 +86,7 @@ class PromoteConfig:
 
 
 def method_scores(metrics: dict | None, method: str) -> dict[str, dict[str, float]]:
-    """``{"pope": {split: f1}, "mme": {subtask: score}}`` of one method of a metrics.json (missing keys left out)."""
+    """``{"pope": {split: f1}, "mme": {subtask: score}}`` of one method of a metrics.json."""
     metrics = metrics or {}
     pope = (metrics.get("pope") or {}).get(method) or {}
     mme = (metrics.get("mme") or {}).get(method) or {}
@@ -112,7 +112,7 @@ def missing_scores(scores: dict | None) -> list[str]:
 
 
 def regressions(candidate: dict, reference: dict, tolerance: float) -> list[str]:
-    """One line per POPE split or MME subtask where ``candidate`` drops more than ``tolerance`` (0-1 scale)."""
+    """A line per POPE split or MME subtask where ``candidate`` drops more than ``tolerance`` (0-1 scale)."""
     found = []
     for split in POPE_SPLITS:
         new, old = candidate["pope"][split], reference["pope"][split]
@@ -136,21 +136,16 @@ def promotion_decision(
     incomplete). Each argument is ``{"pope": {split: f1}, "mme": {subtask: score}}``.
     """
     missing = missing_scores(candidate)
-    if missing:
+    if candidate is None or missing:
         return False, f"incomplete metrics (missing {', '.join(missing)}): never promoted"
-    assert candidate is not None
     if champion is not None and not missing_scores(champion):
         reference, label = champion, "champion"
+    elif base is not None and not missing_scores(base):
+        reference = base
+        label = "base model" if champion is None else "base model (the champion's scores are incomplete)"
     else:
-        reference, label = base, "base model"
-        if champion is not None:
-            label = "base model (the champion's scores are incomplete)"
-        if missing_scores(base):
-            return (
-                False,
-                f"no complete scores of the base model to compare with (missing {', '.join(missing_scores(base))})",
-            )
-    assert reference is not None
+        absent = ", ".join(missing_scores(base))
+        return False, f"no complete scores of the base model to compare with (missing {absent})"
     new, old = candidate["pope"]["adversarial"], reference["pope"]["adversarial"]
     gain = new - old
     reasons = []
@@ -436,7 +431,7 @@ def promote(
 
 
 def load_registered(model_uri: str, **model_config: Any):
-    """``mlflow.pyfunc.load_model(model_uri)`` with optional model_config overrides (base_model, device...)."""
+    """``mlflow.pyfunc.load_model(model_uri)``, with model_config overrides (base_model, device, ...)."""
     return mlflow.pyfunc.load_model(model_uri, model_config=model_config or None)
 
 

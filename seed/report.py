@@ -129,6 +129,10 @@ def write_plots(metrics: dict, out_dir: Path) -> list[Path]:
     if points:
         fig, ax = plt.subplots(figsize=(5, 3.8))
         for p in points:
+            # methods at the same cost (base and seed): the higher F1 is labelled above, the lower below
+            same_cost = sum(
+                q["forwards_per_token"] == p["forwards_per_token"] and q["f1"] > p["f1"] for q in points
+            )
             ax.errorbar(
                 p["forwards_per_token"],
                 p["f1"],
@@ -140,7 +144,10 @@ def write_plots(metrics: dict, out_dir: Path) -> list[Path]:
                 label=p["method"],
             )
             ax.annotate(
-                p["method"], (p["forwards_per_token"], p["f1"]), textcoords="offset points", xytext=(8, 6)
+                p["method"],
+                (p["forwards_per_token"], p["f1"]),
+                textcoords="offset points",
+                xytext=(8, (4, -14, 18, -28)[same_cost % 4]),
             )
         top = max(p["forwards_per_token"] for p in points)
         ax.set_xlim(0, max(3.0, top + 1.0))
@@ -169,7 +176,10 @@ def write_plots(metrics: dict, out_dir: Path) -> list[Path]:
                 color=COLOURS.get(method),
                 label=method,
             )
-            records += [{"method": method, "split": s, "f1": e.get("f1")} for s, e in zip(SPLITS, entries)]
+            records += [
+                {"method": method, "split": s, "f1": e.get("f1")}
+                for s, e in zip(SPLITS, entries, strict=True)
+            ]
         ax.set_xticks([j + width * (len(pope) - 1) / 2 for j in range(len(SPLITS))], SPLITS)
         ax.set_ylabel("POPE F1" + (" (± std over seeds)" if suffix else " (95% bootstrap CI)"))
         ax.set_ylim(0, 1)

@@ -40,18 +40,37 @@ def tracking_uri(root: str | Path) -> str:
     return f"sqlite:///{(Path(root).resolve() / STORE_NAME).as_posix()}"
 
 
+# mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI (for subprocesses): a value we set is not
+# the user's choice and must not stick to the next store this process opens.
+_SET_HERE: set[str] = set()
+
+
+def resolve_uri(default: str) -> str:
+    """``MLFLOW_TRACKING_URI`` when the user set it, else ``default``."""
+    env = os.environ.get("MLFLOW_TRACKING_URI")
+    return env if env and env not in _SET_HERE else default
+
+
+def use_uri(uri: str) -> None:
+    """Point MLflow's tracking and registry at ``uri``."""
+    import mlflow
+
+    _SET_HERE.add(uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+
+
 def configure(root: str | Path, experiment: str = EXPERIMENT) -> str:
     """Point MLflow (tracking and registry) at ``root``'s store; create the experiment; return its id.
 
-    ``MLFLOW_TRACKING_URI``, when set, wins over the local store. The experiment keeps its artifacts
-    in ``<root>/mlruns`` whatever the working directory.
+    ``MLFLOW_TRACKING_URI``, when the user set it, wins over the local store. The experiment keeps its
+    artifacts in ``<root>/mlruns`` whatever the working directory.
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
-    uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri(root)
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    use_uri(resolve_uri(tracking_uri(root)))
     found = mlflow.get_experiment_by_name(experiment)
     if found is not None:
         return found.experiment_id
@@ -128,24 +147,25 @@ def read_losses(path: str | Path) -> list[tuple[int, float]]:
 
 
 def dvc_hashes(root: str | Path) -> dict[str, str]:
-    """md5 of every DVC-tracked output under ``root``: ``{"data": "...dir", "artifacts/targets": ...}``.
+    """md5 of every path DVC knows under ``root``: ``{"data": "...dir", "artifacts/targets": ...}``.
 
-    Read from the ``*.dvc`` files at ``root`` and from ``dvc.lock``; empty outside a DVC project.
+    Read from the ``*.dvc`` files at ``root``, then from ``dvc.lock`` (stage deps and outs, which win:
+    they are what the pipeline last read and wrote); empty outside a DVC project.
     """
     import yaml
 
     root = Path(root)
     hashes: dict[str, str] = {}
-    for dvc_file in sorted(root.glob("*.dvc")):
+    for dvc_file in sorted(p for p in root.glob("*.dvc") if p.is_file()):  # not the .dvc/ folder
         for out in (yaml.safe_load(dvc_file.read_text()) or {}).get("outs", []):
             if "md5" in out:
                 hashes[out["path"]] = out["md5"]
     lock = root / "dvc.lock"
     if lock.is_file():
         for stage in ((yaml.safe_load(lock.read_text()) or {}).get("stages") or {}).values():
-            for out in stage.get("outs", []):
-                if "md5" in out:
-                    hashes[out["path"]] = out["md5"]
+            for entry in [*stage.get("deps", []), *stage.get("outs", [])]:
+                if "md5" in entry:
+                    hashes[entry["path"]] = entry["md5"]
     return hashes
 
 
@@ -197,7 +217,7 @@ def log_dataset(ref: DatasetRef) -> None:
             name=ref.name,
             digest=ref.digest,
         )
-    mlflow.log_input(dataset, context=ref.context)
+        mlflow.log_input(dataset, context=ref.context)
 
 
 def git_state(root: str | Path) -> dict[str, str]:
@@ -255,7 +275,7 @@ def log_folder(path: str | Path, artifact_path: str, pattern: str = "*") -> int:
 def log_pipeline_run(
     configs: dict[str, Any],
     stage_seconds: dict[str, float],
-    reports_dir: str | Path,
+    reports_dir: str | Path | None,
     loss_files: dict[str, Path],
     datasets: list[DatasetRef],
     code_root: str | Path,
@@ -264,12 +284,13 @@ def log_pipeline_run(
     """Log one pipeline run into the active MLflow run; returns what was logged, counted.
 
     configs: the resolved config of every section used (``{"pretrain": PretrainConfig, ...}``).
+    reports_dir: plots (``*.png``), reports (``*.json``) and answers to log; None logs none.
     loss_files: ``{"pretrain": path, "distill": path}``, logged as ``<stage>.loss`` per step (a
     missing file is skipped: the stage did not run). metrics: the evaluate stage's metrics.json.
     """
     import mlflow
 
-    reports_dir = Path(reports_dir)
+    reports_dir = None if reports_dir is None else Path(reports_dir)
     counts = {"params": 0, "metrics": 0, "loss_points": 0, "datasets": 0, "artifacts": 0}
     params = flatten_params(configs)
     mlflow.log_params(params)
@@ -289,8 +310,9 @@ def log_pipeline_run(
         if Path(ref.path).exists():
             log_dataset(ref)
             counts["datasets"] += 1
-    counts["artifacts"] += log_folder(reports_dir, "plots", "*.png")
-    counts["artifacts"] += log_folder(reports_dir, "reports", "*.json")
-    if (reports_dir / "answers").is_dir():
-        counts["artifacts"] += log_folder(reports_dir / "answers", "answers")
+    if reports_dir is not None:
+        counts["artifacts"] += log_folder(reports_dir, "plots", "*.png")
+        counts["artifacts"] += log_folder(reports_dir, "reports", "*.json")
+        if (reports_dir / "answers").is_dir():
+            counts["artifacts"] += log_folder(reports_dir / "answers", "answers")
     return counts

@@ -1,0 +1,4 @@
+"""Prefect flows over the `seed` library: `flows.pipeline` (the flow), `flows.cli` (`seed run`, `seed serve`).
+
+Nothing is imported here, so that `flows.cli` can set Prefect's environment before Prefect loads.
+"""

@@ -1,0 +1,381 @@
+"""The Prefect flow ``seed-pipeline``: the stages of `seed.stages`, tracked in MLflow, registered, promoted.
+
+```
+validate -> pretrain -> purify -> distill -> evaluate -> MLflow run -> register + promote (seed-lvlm)
+   |  invalid data: the flow ends Failed with the great-expectations report; nothing downstream runs
+```
+
+Each stage is one task named after it (the DVC stage, the params.yaml section, the MLflow tag). Where
+the stages run:
+
+- in the DVC project (``workdir`` holds dvc.yaml and .dvc/, data is ``workdir/data``): each task is
+  ``dvc.repo.Repo().reproduce(<stage>)``, which runs the stage's dvc.yaml command (``python -m
+  seed.stages <stage>``) or skips it when nothing changed, and keeps dvc.lock true;
+- anywhere else: the same stage function runs in-process on ``workdir`` paths, without DVC.
+
+No stage logic lives here. Only the I/O tasks (MLflow) retry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed, State
+
+from seed.errors import ConfigError, DataError
+from seed.stages import ADAPTER, BASE_MODEL, REPORTS, SEED_MODEL, STAGES, TARGETS
+
+FLOW_NAME = "seed-pipeline"
+DEFAULT_CRON = "0 3 * * 0"
+IO_RETRIES = {"retries": 2, "retry_delay_seconds": 2}
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where one pipeline run reads and writes; ``dvc``: stages go through the DVC project at ``root``."""
+
+    root: Path
+    data: Path
+    dvc: bool
+    base_model: str | None = None  # a checkpoint (path or hub id) to start from instead of pretraining
+
+    @property
+    def model(self) -> str | Path:
+        return self.base_model or self.root / BASE_MODEL
+
+    @property
+    def targets(self) -> Path:
+        return self.root / TARGETS
+
+    @property
+    def adapter(self) -> Path:
+        return self.root / ADAPTER
+
+    @property
+    def seed_model(self) -> Path:
+        return self.root / SEED_MODEL
+
+    @property
+    def reports(self) -> Path:
+        return self.root / REPORTS
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """One stage's outcome: seconds (None: DVC found it up to date), ok, and validate's report text."""
+
+    stage: str
+    seconds: float | None
+    ok: bool = True
+    report: str = ""
+
+
+def is_dvc_project(root: Path) -> bool:
+    return (root / "dvc.yaml").is_file() and (root / ".dvc").is_dir()
+
+
+def make_workspace(data_dir: str | Path, workdir: str | Path, base_model: str | None = None) -> Workspace:
+    """Resolve the paths of a run; in a DVC project only its own data and pretrain stage are allowed."""
+    root, data = Path(workdir).resolve(), Path(data_dir).resolve()
+    if not data.is_dir():
+        raise DataError(data, "no such data folder")
+    dvc = is_dvc_project(root)
+    if dvc and data != root / "data":
+        raise ConfigError(
+            f"{root} is a DVC project whose pipeline reads {root / 'data'}; to run on {data}, "
+            "pass --workdir with another folder (the flow then runs without DVC)"
+        )
+    if dvc and base_model:
+        raise ConfigError(
+            f"{root} is a DVC project whose base model comes from stage pretrain; to start from "
+            f"{base_model}, pass --workdir with another folder"
+        )
+    return Workspace(root, data, dvc, base_model)
+
+
+def load_configs(ws: Workspace, params_path: str | Path, overrides: dict | None = None) -> dict[str, Any]:
+    """The config of every section the run uses: params.yaml sections, with ``overrides`` (not in DVC)."""
+    from seed.params import load_config
+    from seed.registry import PromoteConfig
+    from seed.stages import load_stage_config
+
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - {*STAGES, "promote"})
+    if unknown:
+        raise ConfigError(
+            f"unknown section(s) {', '.join(unknown)}; sections: {', '.join([*STAGES, 'promote'])}"
+        )
+    path = Path(params_path)
+    if ws.dvc and (overrides or path.resolve() != ws.root / "params.yaml"):
+        raise ConfigError(
+            "in the DVC project the stages read params.yaml only (dvc.lock records it): edit it, "
+            "or pass --workdir with another folder to run other settings"
+        )
+    used = [s for s in STAGES if not (s == "pretrain" and ws.base_model)]
+    configs: dict[str, Any] = {s: load_stage_config(s, path, **overrides.get(s, {})) for s in used}
+    configs["promote"] = load_config(PromoteConfig, "promote", path, **overrides.get("promote", {}))
+    return configs
+
+
+def python_first_on_path() -> None:
+    """Put this interpreter's folder first on PATH, so that dvc.yaml's ``python`` is this environment's."""
+    bin_dir = str(Path(sys.executable).parent)
+    paths = os.environ.get("PATH", "").split(os.pathsep)
+    if paths[:1] != [bin_dir]:
+        os.environ["PATH"] = os.pathsep.join([bin_dir, *[p for p in paths if p != bin_dir]])
+
+
+def reproduce(root: Path, stage: str) -> bool:
+    """``dvc repro --single-item <stage>`` in the project at ``root``; False when it was up to date."""
+    from dvc.repo import Repo
+
+    python_first_on_path()
+    target = f"{root / 'dvc.yaml'}:{stage}"  # DVC reads a bare stage name against the working directory
+    with Repo(str(root)) as repo:
+        return bool(repo.reproduce(target, single_item=True))
+
+
+def report_text(path: Path) -> tuple[bool, str]:
+    """``(ok, readable report)`` of a validation report JSON written by stage validate."""
+    from seed.validate.report import Failure, ValidationReport
+
+    data = json.loads(path.read_text())
+    report = ValidationReport(
+        target=data["target"],
+        failures=[Failure(**f) for f in data.get("failures", [])],
+        checked=list(data.get("checked", [])),
+        seconds=float(data.get("seconds", 0.0)),
+    )
+    return report.ok, report.format()
+
+
+def run_in_process(ws: Workspace, stage: str, config: Any) -> dict:
+    """Call the stage function of `seed.stages` on the workspace paths; returns its summary."""
+    from seed import stages
+
+    if stage == "validate":
+        return stages.run_validate(ws.data, ws.reports / "validation.json", config).to_dict()
+    if stage == "pretrain":
+        return stages.run_pretrain(ws.data, ws.root / BASE_MODEL, config, progress=False)
+    if stage == "purify":
+        return stages.run_purify(ws.model, ws.data, ws.targets, config, progress=False)
+    if stage == "distill":
+        return stages.run_distill(
+            ws.model, ws.data, ws.targets, ws.adapter, ws.seed_model, config, progress=False
+        )
+    return stages.run_evaluate(ws.model, ws.data, ws.reports, config, adapter_dir=ws.adapter, progress=False)
+
+
+def brief(summary: dict | None) -> str:
+    """The scalar entries of a stage summary, as ``key=value`` words."""
+    words = [
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+        for k, v in (summary or {}).items()
+        if isinstance(v, int | float | str) and not isinstance(v, bool) and len(str(v)) < 40
+    ]
+    return " ".join(words)
+
+
+@task(cache_policy=NO_CACHE)
+def run_stage(ws: Workspace, stage: str, config: Any) -> StageRun:
+    """Run one stage: through DVC in the project (skipped when up to date), in-process elsewhere."""
+    print(f"{stage}: started ({'dvc repro' if ws.dvc else 'in-process'})")
+    start = time.perf_counter()
+    summary: dict | None = None
+    if ws.dvc:
+        from dvc.exceptions import ReproductionError
+
+        try:
+            ran = reproduce(ws.root, stage)
+        except ReproductionError:
+            report = ws.reports / "validation.json"
+            if stage != "validate" or not report.is_file() or report_text(report)[0]:
+                raise
+            ran = True
+        if not ran:
+            print(f"{stage}: up to date, skipped (dvc)")
+            return StageRun(stage, None)
+    else:
+        summary = run_in_process(ws, stage, config)
+    seconds = time.perf_counter() - start
+    if stage == "validate":
+        ok, text = report_text(ws.reports / "validation.json")
+        print(text)
+        return StageRun(stage, seconds, ok, text)
+    print(f"{stage}: done in {seconds:.1f} s {brief(summary)}".rstrip())
+    return StageRun(stage, seconds)
+
+
+@task(cache_policy=NO_CACHE, **IO_RETRIES)
+def open_run(ws: Workspace, tags: dict[str, str]) -> str:
+    """Create the MLflow run of this pipeline run in ``<root>/mlflow.db``; returns its id."""
+    from mlflow import MlflowClient
+
+    from seed.tracking import configure
+
+    experiment_id = configure(ws.root)
+    run = MlflowClient().create_run(experiment_id, run_name=tags.get("prefect.flow_run_name"), tags=tags)
+    print(f"mlflow: run {run.info.run_id} in {ws.root / 'mlflow.db'} (view: mlflow ui in {ws.root})")
+    return run.info.run_id
+
+
+def read_metrics(ws: Workspace, config: Any) -> dict | None:
+    name = "metrics.json" if getattr(config, "protocol", "greedy") == "greedy" else "metrics_sample.json"
+    path = ws.reports / name
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+@task(cache_policy=NO_CACHE, **IO_RETRIES)
+def track_run(
+    ws: Workspace,
+    run_id: str,
+    configs: dict[str, Any],
+    runs: list[StageRun],
+    metrics: dict | None,
+    status: str,
+) -> dict[str, int]:
+    """Log params, losses, metrics, plots, answers, datasets and the git commit into the MLflow run."""
+    import mlflow
+
+    from seed.tracking import DatasetRef, configure, dataset_digest, dvc_hashes, log_pipeline_run
+
+    configure(ws.root)
+    sections = dict(configs)
+    world = ws.data / "world.json"
+    if world.is_file():
+        sections["world"] = json.loads(world.read_text()).get("config", {})
+    hashes = dvc_hashes(ws.root) if ws.dvc else {}
+    datasets = [DatasetRef("data", ws.data, dataset_digest(ws.data, hashes.get("data")), "training")]
+    if any(r.stage == "purify" for r in runs) and ws.targets.is_dir():
+        digest = dataset_digest(ws.targets, hashes.get(TARGETS.as_posix()))
+        datasets.append(DatasetRef("targets", ws.targets, digest, "distillation"))
+    model_dir = ws.root / BASE_MODEL if ws.base_model is None else Path(ws.base_model)
+    finished = status == "FINISHED"  # a failed run logs what it read, not outputs left by an earlier run
+    losses = {"pretrain": model_dir / "pretrain_loss.json", "distill": ws.adapter / "losses.json"}
+    mlflow.start_run(run_id=run_id)
+    try:
+        skipped = [r.stage for r in runs if r.seconds is None]
+        mlflow.set_tags({"seed.stages": ",".join(r.stage for r in runs), "seed.skipped": ",".join(skipped)})
+        times = {r.stage: r.seconds for r in runs if r.seconds is not None}
+        counts = log_pipeline_run(
+            sections,
+            times,
+            ws.reports if finished else None,
+            losses if finished else {},
+            datasets,
+            Path(__file__).parents[1],
+            metrics,
+        )
+        validation = ws.reports / "validation.json"
+        if not finished and validation.is_file() and any(r.stage == "validate" for r in runs):
+            mlflow.log_artifact(str(validation), "reports")
+    finally:
+        mlflow.end_run(status=status)
+    print(f"mlflow: logged {counts}")
+    return counts
+
+
+@task(name="promote", cache_policy=NO_CACHE, **IO_RETRIES)
+def register_and_promote(
+    ws: Workspace, run_id: str, metrics: dict | None, config: Any
+) -> dict[str, Any] | None:
+    """Register the adapter as a version of seed-lvlm and move `champion` only if it passes the gate."""
+    import mlflow
+
+    from seed.registry import MODEL_NAME, method_scores, promote, register_adapter
+    from seed.tracking import configure
+
+    if not (ws.adapter / "adapter_config.json").is_file():
+        print(f"registry: no adapter in {ws.adapter}, nothing to register")
+        return None
+    configure(ws.root)
+    mlflow.start_run(run_id=run_id)
+    try:
+        version, created = register_adapter(ws.adapter, ws.model, method_scores(metrics, "seed"))
+        decision = promote(version.version, method_scores(metrics, "base"), config)
+        mlflow.set_tags({"seed.model_version": version.version, "seed.promotion": decision.alias})
+    finally:
+        mlflow.end_run()
+    what = "registered as" if created else "already registered as"
+    print(f"registry: {what} {MODEL_NAME} version {version.version} -> @{decision.alias}: {decision.reason}")
+    return {
+        "name": MODEL_NAME,
+        "version": str(version.version),
+        "created": created,
+        "alias": decision.alias,
+        "reason": decision.reason,
+        "changed": decision.changed,
+    }
+
+
+def run_tags(ws: Workspace) -> dict[str, str]:
+    """Tags of the MLflow run: mode, paths, and the Prefect flow run it belongs to."""
+    from prefect.runtime import flow_run
+
+    return {
+        "seed.mode": "dvc" if ws.dvc else "in-process",
+        "seed.data": str(ws.data),
+        "seed.workdir": str(ws.root),
+        "seed.base_model": str(ws.model),
+        "prefect.flow_run_id": str(flow_run.id or ""),
+        "prefect.flow_run_name": str(flow_run.name or ""),
+    }
+
+
+@flow(name=FLOW_NAME, log_prints=True)
+def seed_pipeline(
+    data_dir: str = "data",
+    workdir: str = ".",
+    params_path: str = "params.yaml",
+    overrides: dict[str, dict[str, Any]] | None = None,
+    base_model: str | None = None,
+    register_model: bool = True,
+) -> dict[str, Any] | State:
+    """Validate, pretrain, purify, distill and evaluate; track the run in MLflow; register and promote."""
+    ws = make_workspace(data_dir, workdir, base_model)
+    configs = load_configs(ws, params_path, overrides)
+    run_id = open_run(ws, run_tags(ws))
+    runs: list[StageRun] = []
+    try:
+        for stage in STAGES:
+            if stage == "pretrain" and ws.base_model:
+                print(f"pretrain: skipped, starting from {ws.base_model}")
+                continue
+            runs.append(run_stage.with_options(name=stage)(ws, stage, configs[stage]))
+            if not runs[-1].ok:
+                track_run(ws, run_id, configs, runs, None, "FAILED")
+                return Failed(message=runs[-1].report)
+    except Exception:
+        track_run(ws, run_id, configs, runs, None, "FAILED")
+        raise
+    metrics = read_metrics(ws, configs["evaluate"])
+    track_run(ws, run_id, configs, runs, metrics, "FINISHED")
+    registration = register_and_promote(ws, run_id, metrics, configs["promote"]) if register_model else None
+    return {
+        "workdir": str(ws.root),
+        "mode": "dvc" if ws.dvc else "in-process",
+        "seconds": {r.stage: r.seconds for r in runs},
+        "metrics": metrics,
+        "mlflow_run_id": run_id,
+        "registration": registration,
+    }
+
+
+def build_deployment(cron: str = DEFAULT_CRON, name: str = "scheduled", parameters: dict | None = None):
+    """The flow as a deployment on a cron schedule (``flow.to_deployment``; needs no server to build)."""
+    return seed_pipeline.to_deployment(name=name, cron=cron, parameters=parameters or {})
+
+
+def serve_deployment(deployment) -> None:
+    """Serve the deployment until interrupted (needs a running ``prefect server start``)."""
+    from prefect import serve
+
+    serve(deployment)
