@@ -75,24 +75,13 @@ def world(tmp_path_factory) -> Path:
     return out
 
 
-def mlflow_template(tmp_path_factory) -> Path:
-    """An empty MLflow SQLite store, built once per test session and copied by the tests that need one."""
-    path = tmp_path_factory.getbasetemp() / "mlflow-template" / "mlflow.db"
-    if not path.exists():
-        from mlflow import MlflowClient
-
-        path.parent.mkdir(exist_ok=True)
-        MlflowClient(f"sqlite:///{path}").search_experiments()  # creates the tables
-    return path
-
-
 @pytest.fixture
-def workdir(tmp_path, tmp_path_factory, monkeypatch) -> Path:
+def workdir(tmp_path, tmp_path_factory, monkeypatch, mlflow_template) -> Path:
     """An empty run folder holding a copy of an empty MLflow store."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     folder = tmp_path / "run"
     folder.mkdir()
-    shutil.copy(mlflow_template(tmp_path_factory), folder / "mlflow.db")
+    shutil.copy(mlflow_template, folder / "mlflow.db")
     return folder
 
 

@@ -157,19 +157,8 @@ def test_requirements_are_pinned():
 # Registered versions (a tiny model, a local SQLite store)
 
 
-def mlflow_template(tmp_path_factory) -> Path:
-    """An empty MLflow SQLite store, built once per test session and copied by the tests that need one."""
-    path = tmp_path_factory.getbasetemp() / "mlflow-template" / "mlflow.db"
-    if not path.exists():
-        from mlflow import MlflowClient
-
-        path.parent.mkdir(exist_ok=True)
-        MlflowClient(f"sqlite:///{path}").search_experiments()  # creates the tables
-    return path
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> dict[str, Path]:
+def tiny(tmp_path_factory, mlflow_template) -> dict[str, Path]:
     """A tiny LLaVA checkpoint and two different LoRA adapters for it, and an empty store to copy."""
     from seed.adapter import AdapterConfig, attach_adapter, save_adapter
     from seed.tiny import load_tiny, save_tiny
@@ -185,7 +174,7 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
             if "lora_B" in n:  # a non-zero adapter, so that it changes the answers
                 torch.nn.init.normal_(p, std=0.5)
         paths[name] = save_adapter(peft_model, root / name)
-    paths["template"] = mlflow_template(tmp_path_factory)
+    paths["template"] = mlflow_template
     from PIL import Image
 
     Image.new("RGB", (32, 32), (200, 30, 30)).save(root / "red.png")

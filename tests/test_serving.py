@@ -11,19 +11,8 @@ from seed.serving import main_answer
 QUESTION = "Is there a cat in the image?"
 
 
-def mlflow_template(tmp_path_factory) -> Path:
-    """An empty MLflow SQLite store, built once per test session and copied by the tests that need one."""
-    path = tmp_path_factory.getbasetemp() / "mlflow-template" / "mlflow.db"
-    if not path.exists():
-        from mlflow import MlflowClient
-
-        path.parent.mkdir(exist_ok=True)
-        MlflowClient(f"sqlite:///{path}").search_experiments()  # creates the tables
-    return path
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> dict[str, Path]:
+def tiny(tmp_path_factory, mlflow_template) -> dict[str, Path]:
     """A tiny LLaVA checkpoint, a non-zero LoRA adapter, an image, and that adapter registered as champion."""
     import mlflow
     from PIL import Image
@@ -45,7 +34,7 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     Image.new("RGB", (32, 32), (30, 200, 30)).save(root / "green.png")
     store = root / "store"
     store.mkdir()
-    shutil.copy(mlflow_template(tmp_path_factory), store / "mlflow.db")
+    shutil.copy(mlflow_template, store / "mlflow.db")
     experiment_id = configure(store)
     good = {
         "pope": {"random": 0.9, "popular": 0.9, "adversarial": 0.9},

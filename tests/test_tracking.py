@@ -122,20 +122,9 @@ def test_git_state_outside_a_repository(tmp_path):
     assert git_state(tmp_path) == {"seed.git_commit": "none (no commit yet)"}
 
 
-def mlflow_template(tmp_path_factory) -> Path:
-    """An empty MLflow SQLite store, built once per test session and copied by the tests that need one."""
-    path = tmp_path_factory.getbasetemp() / "mlflow-template" / "mlflow.db"
-    if not path.exists():
-        from mlflow import MlflowClient
-
-        path.parent.mkdir(exist_ok=True)
-        MlflowClient(f"sqlite:///{path}").search_experiments()  # creates the tables
-    return path
-
-
 @pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    return mlflow_template(tmp_path_factory)
+def template(mlflow_template) -> Path:
+    return mlflow_template
 
 
 def test_configure_uses_a_local_store_and_artifact_folder(template, tmp_path, monkeypatch):
