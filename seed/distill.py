@@ -30,7 +30,6 @@ step 0 equals the teacher); only the LoRA dropout modules train.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import shutil
@@ -41,6 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seed.adapter import AdapterConfig
+from seed.atomic import write_json as _write_json
 from seed.errors import ConfigError, DataError
 from seed.losses import LOSS_KINDS
 from seed.teacher import (
@@ -369,10 +369,6 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
         out_dir.rename(old)
     tmp.rename(out_dir)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 def distill(

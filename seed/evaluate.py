@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from seed.atomic import write_json as _write_json
+from seed.atomic import write_jsonl as _write_jsonl
 from seed.errors import ConfigError, DataError
 from seed.params import check_range
 
@@ -168,20 +170,6 @@ def benchmark_paths(data_dir: Path, config: EvaluateConfig) -> BenchmarkPaths:
         else None,
         world_dir=data_dir if own_world else None,
     )
-
-
-def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(path)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def pope_files(pope_dir: Path) -> dict[str, Path]:

@@ -16,12 +16,12 @@ An interrupted round resumes its purify stage shard by shard (see `seed.teacher`
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from seed.atomic import write_json as _write_json
 from seed.distill import DistillConfig, distill, merge_and_save
 from seed.errors import ConfigError
 from seed.teacher import PurifyConfig, build_targets
@@ -34,14 +34,6 @@ ROUND_NAME = "round.json"
 def round_dir(work_dir: str | Path, round_index: int) -> Path:
     """``work_dir/round-<r>`` (1-based)."""
     return Path(work_dir) / f"round-{round_index}"
-
-
-def _write_json(path: Path, data: Any) -> None:
-    """Write JSON via a temporary file and a rename; values JSON cannot hold are written as strings."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n")
-    tmp.replace(path)
 
 
 def evolve(

@@ -18,6 +18,8 @@ import json
 import sys
 from pathlib import Path
 
+from seed.atomic import write_json
+
 STAGES = ("validate", "pretrain", "purify", "distill", "evaluate")
 # Default locations, relative to the working directory (the repo root for `dvc repro`).
 DATA = Path("data")
@@ -26,14 +28,6 @@ TARGETS = Path("artifacts/targets")
 ADAPTER = Path("artifacts/adapter")
 SEED_MODEL = Path("artifacts/seed-model")
 REPORTS = Path("reports")
-
-
-def write_json(path: Path, data: dict) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
 
 
 def load_stage_config(stage: str, params: str | Path = "params.yaml", **overrides):
