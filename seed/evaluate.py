@@ -172,6 +172,18 @@ def benchmark_paths(data_dir: Path, config: EvaluateConfig) -> BenchmarkPaths:
     )
 
 
+def decoding(config: EvaluateConfig, seed: int, vcd, stats, progress: bool) -> dict:
+    """The decoding settings every benchmark of one evaluation shares (keyword arguments of answer_all)."""
+    return {
+        "batch_size": config.batch_size,
+        "do_sample": config.protocol == "sample",
+        "seed": seed,
+        "progress": progress,
+        "vcd": vcd,
+        "stats": stats,
+    }
+
+
 def pope_files(pope_dir: Path) -> dict[str, Path]:
     """split -> POPE file in ``pope_dir`` (``*_pope_<split>.json``, as the official files are named)."""
     found = {}
@@ -220,14 +232,9 @@ def run_pope(
             processor,
             [Path(images_dir) / q["image"] for q in questions],
             [build_pope_prompt(q["text"]) for q in questions],
-            batch_size=config.batch_size,
             max_new_tokens=config.max_new_tokens,
-            do_sample=config.protocol == "sample",
-            seed=seed,
             desc=f"pope-{split}",
-            progress=progress,
-            vcd=vcd,
-            stats=stats,
+            **decoding(config, seed, vcd, stats, progress),
         )
         _write_jsonl(
             answers_dir / f"pope_{split}.jsonl",
@@ -266,14 +273,9 @@ def run_mme(
             processor,
             [Path(r["image"]) for r in rows],
             [r["question"] for r in rows],
-            batch_size=config.batch_size,
             max_new_tokens=config.max_new_tokens,
-            do_sample=config.protocol == "sample",
-            seed=seed,
             desc=f"mme-{name}",
-            progress=progress,
-            vcd=vcd,
-            stats=stats,
+            **decoding(config, seed, vcd, stats, progress),
         )
         for row, pred in zip(rows, preds, strict=True):
             row["prediction"] = pred
@@ -349,14 +351,9 @@ def run_colour_probe(
         processor,
         [data_dir / "images" / "eval" / f for f, *_ in items],
         [f"What color is the {name}?{POPE_PROMPT_SUFFIX}" for _, name, *_ in items],
-        batch_size=config.batch_size,
         max_new_tokens=config.max_new_tokens,
-        do_sample=config.protocol == "sample",
-        seed=seed,
         desc="colour-probe",
-        progress=progress,
-        vcd=vcd,
-        stats=stats,
+        **decoding(config, seed, vcd, stats, progress),
     )
     right: dict[str, list[bool]] = {"typical": [], "atypical": []}
     rows = []
@@ -462,14 +459,9 @@ def run_chair(
         processor,
         [paths.images_dir / item["file_name"] for item in listing],
         [config.caption_prompt] * len(listing),
-        batch_size=config.batch_size,
         max_new_tokens=config.caption_max_new_tokens,
-        do_sample=config.protocol == "sample",
-        seed=seed,
         desc="chair",
-        progress=progress,
-        vcd=vcd,
-        stats=stats,
+        **decoding(config, seed, vcd, stats, progress),
     )
     _write_jsonl(
         answers_dir / "chair_captions.jsonl",
