@@ -298,12 +298,14 @@ def register_and_promote(
         return None
     configure(ws.root)
     mlflow.start_run(run_id=run_id)
+    status = "FAILED"  # a retry resumes the run (RUNNING again); only a completed promotion finishes it
     try:
         version, created = register_adapter(ws.adapter, ws.model, method_scores(metrics, "seed"))
         decision = promote(version.version, method_scores(metrics, "base"), config)
         mlflow.set_tags({"seed.model_version": version.version, "seed.promotion": decision.alias})
+        status = "FINISHED"
     finally:
-        mlflow.end_run()
+        mlflow.end_run(status=status)
     what = "registered as" if created else "already registered as"
     print(f"registry: {what} {MODEL_NAME} version {version.version} -> @{decision.alias}: {decision.reason}")
     return {

@@ -2,7 +2,8 @@
 
 Every subcommand reads its defaults from its own section of ``params.yaml`` (``--params`` to choose
 another file); flags override the file. Bad input ends in one ``error: ...`` line naming the file and
-field, and exit status 2, never a traceback.
+field, and exit status 2, never a traceback. Anything else that escapes a subcommand is a bug: its
+traceback is printed with a last ``error: unexpected ...`` line that says so, and exit status 1.
 """
 
 from __future__ import annotations
@@ -317,11 +318,31 @@ DELEGATED = {
 }
 
 
+def _delegated_first(argv: list[str]) -> list[str]:
+    """``seed --params P -q run ...`` -> ``run --params P -q ...``: a delegated command parses its own
+    options, so global options written before it are handed to it (its parser names any it lacks)."""
+    moved: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] in ("-q", "--quiet") or argv[i].startswith("--params="):
+            moved.append(argv[i])
+            i += 1
+        elif argv[i] == "--params" and i + 1 < len(argv):
+            moved += argv[i : i + 2]
+            i += 2
+        else:
+            break
+    if moved and i < len(argv) and argv[i] in DELEGATED:
+        return [argv[i], *moved, *argv[i + 1 :]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
+        argv = _delegated_first(argv)
         if argv and argv[0] in DELEGATED:
             import importlib
 
@@ -342,6 +363,16 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, or bad input that no check catches yet: never a bare traceback
+        import traceback
+
+        traceback.print_exc()
+        print(
+            f"error: unexpected {type(exc).__name__} (a bug in seed: bad input should end in one line "
+            "naming the file and field); please report it with the traceback above",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from seed.errors import DataError
+from seed.inputs import MAX_ANSWER_CHARS, check_prompt, check_relative_name
 
 IMAGE_PLACEHOLDER = "<image>"
 ROLES = {"human": "user", "gpt": "assistant"}
@@ -21,13 +22,19 @@ def load_conversations(path: str | Path, require_answers: bool = True) -> list[d
     """Read and check a LLaVA conversation file; errors name the file, the record and the field.
 
     With ``require_answers=False`` (the unlabelled SEED split) records must hold human turns only.
+    Every record's ``image`` must be a relative file name inside the image folder (no ``..``), and
+    every human turn must hold a prompt besides ``<image>`` (see `seed.inputs.check_prompt`).
     """
     path = Path(path)
     try:
-        records = json.loads(path.read_text())
+        records = json.loads(path.read_bytes().decode("utf-8-sig"))
     except FileNotFoundError as exc:
         raise DataError(path, "file not found") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise DataError(path, f"cannot read file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not UTF-8 text (byte {exc.start})") from exc
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise DataError(path, f"not valid JSON: {exc}") from exc
     if not isinstance(records, list):
         raise DataError(path, "top level must be a list of conversation records")
@@ -37,6 +44,9 @@ def load_conversations(path: str | Path, require_answers: bool = True) -> list[d
         for key in ("id", "image", "conversations"):
             if key not in record:
                 raise DataError(path, "missing key", field=key, row=row)
+        if isinstance(record["id"], bool) or not isinstance(record["id"], str | int):
+            raise DataError(path, "must be a string or an integer", field="id", row=row)
+        check_relative_name(record["image"], path, "image", row)
         turns = record["conversations"]
         if not isinstance(turns, list) or not turns:
             raise DataError(path, "must be a non-empty list of turns", field="conversations", row=row)
@@ -54,6 +64,10 @@ def load_conversations(path: str | Path, require_answers: bool = True) -> list[d
                 )
             if not turn["value"].strip():
                 raise DataError(path, "empty turn text", field="conversations.value", row=row)
+            if turn["from"] == "human":  # what the model reads, without the image placeholder
+                check_prompt(turn["value"].replace(IMAGE_PLACEHOLDER, ""), path, "conversations.value", row)
+            else:
+                check_prompt(turn["value"], path, "conversations.value", row, max_chars=MAX_ANSWER_CHARS)
         if turns[0]["from"] != "human" or IMAGE_PLACEHOLDER not in turns[0]["value"]:
             raise DataError(
                 path,

@@ -25,6 +25,11 @@ itself (greedy, with the model before the adapter is attached) and uses the `pur
 
 The base model stays in eval mode during training (no dropout in frozen weights, so the student at
 step 0 equals the teacher); only the LoRA dropout modules train.
+
+Launched in N processes (`seed.parallel`), training is data-parallel (DDP through accelerate) with
+the one-process batches, schedule and gradient (see `train_adapter`). Every ``checkpoint_every``
+steps, weights, optimiser, scheduler, RNG states and step go to a checkpoint (`seed.checkpoint`,
+safetensors + JSON) beside the output folder; a killed run resumes from it to the same adapter.
 """
 
 from __future__ import annotations
@@ -37,12 +42,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from seed.adapter import AdapterConfig
 from seed.atomic import write_json as _write_json
 from seed.errors import ConfigError, DataError
 from seed.losses import LOSS_KINDS
+from seed.parallel import Processes
 from seed.teacher import (
     PurifyConfig,
     check_choice,
@@ -69,8 +75,10 @@ class DistillConfig:
     lr, weight_decay: AdamW on the LoRA weights. warmup_steps: linear warm-up, then linear decay.
     grad_clip: max gradient norm (0 = off). max_steps: stop early after this many steps (0 = no cap).
     seed: adapter init and shuffling. dtype / device: where the model runs. online: compute targets
-    each step with the adapter disabled instead of reading a targets folder. adapter: LoRA settings
-    (`seed.adapter.AdapterConfig`; a mapping from YAML is accepted).
+    each step with the adapter disabled instead of reading a targets folder. checkpoint_every: save
+    adapter, optimiser, scheduler, RNG states and step every this many steps, so that a killed run
+    resumes where it stopped (0 = never). adapter: LoRA settings (`seed.adapter.AdapterConfig`; a
+    mapping from YAML is accepted).
     """
 
     loss: str = "reverse_kl"
@@ -85,6 +93,7 @@ class DistillConfig:
     dtype: str = "float32"
     device: str = "cpu"
     online: bool = False
+    checkpoint_every: int = 50
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
     def __post_init__(self) -> None:
@@ -100,6 +109,7 @@ class DistillConfig:
         check_runtime(SECTION, self.dtype, self.device)
         if not isinstance(self.online, bool):
             raise ConfigError(f"{SECTION}.online = {self.online!r} must be true or false")
+        check_integer(SECTION, "checkpoint_every", self.checkpoint_every, lo=0)
         if isinstance(self.adapter, dict):
             known = [f.name for f in dataclasses.fields(AdapterConfig)]
             unknown = sorted(set(self.adapter) - set(known))
@@ -250,25 +260,34 @@ def _prepare_training(peft_model: Any) -> None:
 
 
 def _online_samples(
-    model: Any, processor: Any, data_dir: Path, config: PurifyConfig, progress: bool
+    model: Any, processor: Any, data_dir: Path, config: PurifyConfig, progress: bool, procs: Processes
 ) -> list[DistillSample]:
-    """Online mode: the model (before any adapter) answers the unlabelled split, greedily."""
+    """Online mode: the model (before any adapter) answers the unlabelled split, greedily.
+
+    Generation batch ``j`` runs on process ``j % world_size``; every process gets all samples back, in
+    file order. The batches are those of one process, so the responses are too.
+    """
     from tqdm import tqdm
 
     from seed.generate import answer_batch, open_image
     from seed.teacher import IMAGES, load_samples, usable_response
 
     samples = load_samples(data_dir, config.max_samples)
-    out: list[DistillSample] = []
-    batches = range(0, len(samples), config.batch_size)
-    for start in tqdm(batches, desc="generate", disable=not progress, dynamic_ncols=True):
-        chunk = samples[start : start + config.batch_size]
+    starts = list(range(0, len(samples), config.batch_size))
+    mine = [j for j in range(len(starts)) if j % procs.world_size == procs.rank]
+    answered: dict[int, list[DistillSample]] = {}
+    for j in tqdm(mine, desc="generate", disable=not (progress and procs.is_main), dynamic_ncols=True):
+        chunk = samples[starts[j] : starts[j] + config.batch_size]
         images = [open_image(data_dir / IMAGES / s.image) for s in chunk]
         answers = answer_batch(model, processor, images, [s.prompt for s in chunk], config.max_new_tokens)
-        for s, answer in zip(chunk, answers, strict=True):
-            if usable_response(processor, answer.strip()):
-                out.append(DistillSample(s.sample_id, s.image, s.prompt, answer.strip()))
-    return out
+        answered[j] = [
+            DistillSample(s.sample_id, s.image, s.prompt, answer.strip())
+            for s, answer in zip(chunk, answers, strict=True)
+            if usable_response(processor, answer.strip())
+        ]
+    for part in procs.gather(answered) if procs.distributed else []:
+        answered.update(part)
+    return [s for j in range(len(starts)) for s in answered[j]]
 
 
 def sample_order(num_samples: int, seed: int, epoch: int) -> list[int]:
@@ -277,6 +296,29 @@ def sample_order(num_samples: int, seed: int, epoch: int) -> list[int]:
 
     generator = torch.Generator().manual_seed(seed + epoch)
     return torch.randperm(num_samples, generator=generator).tolist()
+
+
+def local_indices(batch: Sequence[int], procs: Processes) -> tuple[list[int], bool]:
+    """This process's share of one global batch: ``batch[rank::world_size]``, and whether it counts.
+
+    A process left without a sample (a last batch smaller than the world) takes the batch's first
+    sample with weight 0: DDP needs every process in every backward, and a zero loss adds nothing.
+    """
+    mine = list(batch[procs.rank :: procs.world_size])
+    return (mine, True) if mine else (list(batch[:1]), False)
+
+
+def counted_tokens(log_probs: torch.Tensor) -> int:
+    """Tokens that carry loss: those whose target has at least one real slot (see `seed.losses`)."""
+    return int(log_probs.isfinite().any(dim=-1).sum())
+
+
+class TrainResult(NamedTuple):
+    """What `train_adapter` returns: per-step losses, response tokens seen, and the step it resumed at."""
+
+    losses: list[float]
+    tokens_seen: int
+    resumed_from_step: int
 
 
 def train_adapter(
@@ -288,24 +330,41 @@ def train_adapter(
     purify_config: PurifyConfig | None = None,
     targets_dir: Path | None = None,
     progress: bool = True,
-) -> tuple[list[float], int]:
-    """Train the LoRA weights of ``peft_model`` in place; returns the per-step losses and tokens seen.
+    checkpoint_dir: Path | None = None,
+    run_key: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train the LoRA weights of ``peft_model`` in place; returns the losses, tokens seen, resumed step.
 
     Each epoch visits the samples in `sample_order`, ``config.batch_size`` at a time. Offline, the
     samples carry their targets; online (``config.online``) each batch's targets are computed first
     by `seed.teacher.teacher_targets` with the adapter disabled (`seed.adapter.teacher_logits`).
     AdamW on the trainable (LoRA) parameters, `lr_factor` schedule, gradient clipping.
+
+    Data-parallel (launched in N processes, `seed.parallel`): the model is wrapped in DDP by
+    accelerate, each process takes `local_indices` of every global batch, and its loss is scaled so
+    that the averaged gradient is the gradient of the mean over the *global* batch's tokens, as in
+    one process: ``loss_r * n_r * N / n`` (``n_r`` tokens here, ``n`` in the global batch). The logged
+    loss is the global token mean. Same batches, same schedule, same steps as one process.
+
+    With ``checkpoint_dir`` and ``config.checkpoint_every``, a checkpoint (`seed.checkpoint`) is
+    written every ``checkpoint_every`` steps and the newest one with the same ``run_key`` is resumed
+    from: the steps it covers are skipped, and weights, optimiser, scheduler and RNG states continue
+    from it.
     """
     import torch
     from tqdm import tqdm
 
     from seed.adapter import teacher_logits
+    from seed.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
     from seed.losses import distillation_loss
+    from seed.parallel import current_processes
     from seed.teacher import image_token_ids, teacher_targets, to_device
 
     purify_config = purify_config or PurifyConfig()
+    procs = current_processes(config.device)
     _prepare_training(peft_model)
-    trainable = [p for p in peft_model.parameters() if p.requires_grad]
+    named = {name: p for name, p in peft_model.named_parameters() if p.requires_grad}
+    trainable = list(named.values())
     optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
     per_epoch = math.ceil(len(samples) / config.batch_size)
     total = config.epochs * per_epoch
@@ -315,19 +374,52 @@ def train_adapter(
         optimiser, lambda step: lr_factor(step, total, config.warmup_steps)
     )
     image_ids = image_token_ids(processor)
+    use_cuda = str(peft_model.device).startswith("cuda")
+    key = {**(run_key or {}), "processes": procs.world_size}
+    checkpointing = checkpoint_dir is not None and config.checkpoint_every > 0
+
+    losses: list[float] = []
+    tokens_seen = 0
+    done = 0
+    if checkpointing:
+        resumed = load_checkpoint(checkpoint_dir, key, named, optimiser, scheduler)
+        if resumed is not None:
+            set_rng_state(*resumed.rng[procs.rank])
+            done, losses, tokens_seen = resumed.step, resumed.losses, resumed.tokens_seen
+
+    student = peft_model
+    if procs.distributed:
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs
+
+        # Buffers (rotary tables, position ids) are the same checkpoint on every process: no re-broadcast.
+        ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
+        student = Accelerator(cpu=not use_cuda, kwargs_handlers=[ddp]).prepare_model(peft_model)
 
     def teacher(**inputs: Any) -> torch.Tensor:
         return teacher_logits(peft_model, **inputs)
 
-    losses: list[float] = []
-    tokens_seen = 0
-    with tqdm(total=total, desc="distill", unit="step", disable=not progress, dynamic_ncols=True) as bar:
+    step = 0
+    with tqdm(
+        total=total,
+        initial=done,
+        desc="distill",
+        unit="step",
+        disable=not (progress and procs.is_main),
+        dynamic_ncols=True,
+    ) as bar:
         for epoch in range(config.epochs):
             order = sample_order(len(samples), config.seed, epoch)
             for b in range(per_epoch):
-                if len(losses) >= total:
+                if step >= total:
                     break
-                chunk = [samples[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]]
+                step += 1
+                if step <= done:  # covered by the checkpoint resumed from
+                    continue
+                local, counts = local_indices(
+                    order[b * config.batch_size : (b + 1) * config.batch_size], procs
+                )
+                chunk = [samples[i] for i in local]
                 batch = to_device(student_batch(processor, data_dir, chunk, targets_dir), peft_model.device)
                 if config.online:
                     ids = [s.sample_id for s in chunk]
@@ -339,7 +431,7 @@ def train_adapter(
                         for s, t in zip(chunk, computed, strict=True)
                     ]
                 indices, log_probs = stack_targets(chunk)
-                logits = student_logits(peft_model, batch, peft_model.dtype)
+                logits = student_logits(student, batch, peft_model.dtype)
                 mask = torch.ones(indices.shape[:2], dtype=torch.bool, device=logits.device)
                 loss = distillation_loss(
                     config.loss,
@@ -348,17 +440,33 @@ def train_adapter(
                     log_probs.to(logits.device),
                     mask,
                 )
+                if procs.distributed:
+                    n_local = counted_tokens(log_probs) if counts else 0
+                    tokens = int(indices.shape[1]) if counts else 0
+                    parts = procs.gather((n_local, float(loss.detach()) * n_local, tokens))
+                    n_global = max(1, sum(p[0] for p in parts))
+                    logged = sum(p[1] for p in parts) / n_global
+                    tokens = sum(p[2] for p in parts)
+                    loss = loss * (n_local * procs.world_size / n_global)
+                else:
+                    logged, tokens = float(loss.detach()), int(indices.shape[1])
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 if config.grad_clip > 0:
                     torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
                 optimiser.step()
                 scheduler.step()
-                losses.append(float(loss.detach()))
-                tokens_seen += int(indices.shape[1])
+                losses.append(logged)
+                tokens_seen += tokens
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses[-1]:.4f}")
-    return losses, tokens_seen
+                if checkpointing and step % config.checkpoint_every == 0 and step < total:
+                    rng = procs.gather(rng_state(use_cuda))
+                    if procs.is_main:
+                        save_checkpoint(
+                            checkpoint_dir, step, key, named, optimiser, scheduler, rng, losses, tokens_seen
+                        )
+    return TrainResult(losses, tokens_seen, done)
 
 
 def _replace_dir(tmp: Path, out_dir: Path) -> None:
@@ -371,6 +479,45 @@ def _replace_dir(tmp: Path, out_dir: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def checkpoint_path(out_dir: str | Path) -> Path:
+    """Where stage distill keeps its training checkpoints: ``.<out name>.checkpoints`` beside ``out_dir``.
+
+    Outside ``out_dir`` because ``dvc repro`` deletes a stage's outputs before running it; removed
+    when the run finishes.
+    """
+    out_dir = Path(out_dir)
+    return out_dir.parent / f".{out_dir.name}.checkpoints"
+
+
+def checkpoint_key(
+    model_hash: str,
+    samples: Sequence[DistillSample],
+    config: DistillConfig,
+    targets: list[str] | None,
+    purify_config: PurifyConfig | None,
+) -> dict[str, Any]:
+    """What a checkpoint must share with the run that resumes from it.
+
+    The model's content hash, a sha256 over the samples (id, image, prompt, response), the targets'
+    shard hashes (offline) or the purify settings (online), and every distill setting except
+    ``checkpoint_every``. The number of processes is added by `train_adapter`.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for s in samples:
+        digest.update("\0".join((s.sample_id, s.image, s.prompt, s.response)).encode() + b"\n")
+    settings = dataclasses.asdict(config)
+    settings.pop("checkpoint_every")
+    return {
+        "model_hash": model_hash,
+        "samples": digest.hexdigest(),
+        "targets": targets,
+        "purify_config": None if purify_config is None else dataclasses.asdict(purify_config),
+        "config": settings,
+    }
+
+
 def distill(
     model_path: str | Path,
     data_dir: str | Path,
@@ -379,6 +526,7 @@ def distill(
     config: DistillConfig | None = None,
     progress: bool = True,
     purify_config: PurifyConfig | None = None,
+    checkpoint_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Stage `distill`: train a LoRA adapter on the purified targets and save it into ``out_dir``.
 
@@ -390,45 +538,73 @@ def distill(
             ``adapter_model.safetensors``), ``losses.json`` (per-step loss) and ``summary.json``.
         config: `DistillConfig`.
         purify_config: contrast settings for online mode (defaults to `PurifyConfig()`).
+        checkpoint_dir: training checkpoints (default `checkpoint_path` of ``out_dir``), written every
+            ``config.checkpoint_every`` steps and resumed from; deleted once ``out_dir`` is written.
+
+    Launched in N processes (`seed.parallel`) it trains data-parallel (see `train_adapter`); rank 0
+    writes ``out_dir`` and the checkpoints, and every process returns the same summary.
 
     Returns:
         The summary: steps, mean loss over the first and last 10% of steps, seconds, trainable
-        parameters, sample and token counts, and every config value.
+        parameters, sample and token counts, processes, the step resumed from, and every config value.
     """
     import torch
 
     from seed.adapter import attach_adapter, save_adapter
+    from seed.parallel import current_processes
+    from seed.targets import read_manifest
     from seed.teacher import load_pretrained, model_hash
 
     config = config or DistillConfig()
     purify_config = purify_config or PurifyConfig()
+    procs = current_processes(config.device)
     start_time = time.perf_counter()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else checkpoint_path(out_dir)
     targets_path = None if config.online or targets_dir is None else Path(targets_dir)
     if not config.online and targets_path is None:
         raise ConfigError(f"{SECTION}: a targets folder is needed unless {SECTION}.online is true")
 
     meta: dict[str, Any] = {}
     samples: list[DistillSample] = []
+    model_digest: str | None = None
     if targets_path is not None:
         samples, meta = load_targets(targets_path)
         expected = meta.get("model_hash")
-        if expected is not None and expected != model_hash(model_path):
-            raise DataError(
-                targets_path / "manifest.json",
-                f"the targets were built by another model than {model_path}; rerun stage purify",
-                field="meta.model_hash",
-            )
+        if expected is not None:
+            model_digest = model_hash(model_path)
+            if expected != model_digest:
+                raise DataError(
+                    targets_path / "manifest.json",
+                    f"the targets were built by another model than {model_path}; rerun stage purify",
+                    field="meta.model_hash",
+                )
 
-    model, processor = load_pretrained(model_path, config.dtype, config.device)
+    model, processor = load_pretrained(model_path, config.dtype, procs.device(config.device))
     if config.online:
-        samples = _online_samples(model, processor, data_dir, purify_config, progress)
+        samples = _online_samples(model, processor, data_dir, purify_config, progress, procs)
     if not samples:
         raise DataError(targets_path or data_dir, "no samples to distil (every response was empty?)")
+    key = None
+    if config.checkpoint_every:
+        shards = (
+            None if targets_path is None else [e.sha256 for e in read_manifest(targets_path, False).shards]
+        )
+        online = purify_config if config.online else None
+        key = checkpoint_key(model_digest or model_hash(model_path), samples, config, shards, online)
     torch.manual_seed(config.seed)
     peft_model = attach_adapter(model, config.adapter)
-    losses, tokens_seen = train_adapter(
-        peft_model, processor, data_dir, samples, config, purify_config, targets_path, progress
+    losses, tokens_seen, resumed = train_adapter(
+        peft_model,
+        processor,
+        data_dir,
+        samples,
+        config,
+        purify_config,
+        targets_path,
+        progress,
+        checkpoint_dir=checkpoint_dir if key is not None else None,
+        run_key=key,
     )
     trainable = [p for p in peft_model.parameters() if p.requires_grad]
 
@@ -447,6 +623,8 @@ def distill(
         "loss_last": sum(losses[-tenth:]) / tenth,
         "trainable_params": sum(p.numel() for p in trainable),
         "total_params": sum(p.numel() for p in peft_model.parameters()),
+        "processes": procs.world_size,
+        "resumed_from_step": resumed,
         "seconds": round(time.perf_counter() - start_time, 3),
         "config": dataclasses.asdict(config),
         "targets_meta": {k: meta[k] for k in ("model_hash", "data_hash", "config") if k in meta},
@@ -454,16 +632,19 @@ def distill(
     if config.online:
         summary["purify_config"] = dataclasses.asdict(purify_config)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        save_adapter(peft_model, tmp)
-        _write_json(tmp / LOSSES_NAME, losses)
-        _write_json(tmp / SUMMARY_NAME, summary)
-        _replace_dir(tmp, out_dir)
-    finally:
+    if procs.is_main:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            save_adapter(peft_model, tmp)
+            _write_json(tmp / LOSSES_NAME, losses)
+            _write_json(tmp / SUMMARY_NAME, summary)
+            _replace_dir(tmp, out_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)  # the run is done: nothing to resume
+    procs.barrier()  # the adapter is on disk before any process returns
     return summary
 
 
@@ -479,33 +660,43 @@ def merge_and_save(
     The result is a plain checkpoint (``save_pretrained``, safetensors) that loads through
     ``AutoModelForImageTextToText`` / ``AutoProcessor``: the next round's generator and teacher, and
     the served model (one forward per token). ``dtype="auto"`` keeps the checkpoint's dtype.
-    Written atomically (temporary folder, then rename).
+    Written atomically (temporary folder, then rename). In an N-process run only rank 0 merges
+    and writes; the others wait for it.
     """
     from seed.adapter import load_adapter, merge_adapter
+    from seed.parallel import current_processes
     from seed.teacher import load_pretrained
 
     out_dir = Path(out_dir)
-    model, processor = load_pretrained(model_path, dtype, device)
-    merged = merge_adapter(load_adapter(model, adapter_dir))
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        merged.save_pretrained(tmp)
-        processor.save_pretrained(tmp)
-        _replace_dir(tmp, out_dir)
-    finally:
+    procs = current_processes(device)
+    if procs.is_main:
+        model, processor = load_pretrained(model_path, dtype, device)
+        merged = merge_adapter(load_adapter(model, adapter_dir))
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            merged.save_pretrained(tmp)
+            processor.save_pretrained(tmp)
+            _replace_dir(tmp, out_dir)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    procs.barrier()
     return out_dir
 
 
 __all__ = [
     "DistillConfig",
     "DistillSample",
+    "TrainResult",
+    "checkpoint_path",
+    "counted_tokens",
     "distill",
     "load_targets",
+    "local_indices",
     "lr_factor",
     "merge_and_save",
+    "checkpoint_key",
     "sample_order",
     "stack_targets",
     "student_batch",

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from seed.atomic import write_json as _write_json
 from seed.atomic import write_jsonl as _write_jsonl
 from seed.errors import ConfigError, DataError
+from seed.inputs import DEFAULT_MAX_IMAGE_SIDE, MAX_PROMPT_CHARS, check_relative_name
 from seed.params import check_range
 
 if TYPE_CHECKING:
@@ -59,7 +60,8 @@ class EvaluateConfig:
     instances_file, synonyms_file: real-data paths (None: the world layout under the data folder).
     chair_images_file: JSON list of ``{"image_id", "file_name"}`` to caption (None: the world's
     ``chair/images.json``, else ``chair_n_images`` images drawn with a fixed seed from the
-    instances file). dtype / device: where the model runs.
+    instances file). dtype / device: where the model runs. max_image_side: largest image side in
+    pixels that is decoded (a bigger image is a `DataError` naming the file).
     """
 
     protocol: str = "greedy"
@@ -83,6 +85,7 @@ class EvaluateConfig:
     chair_n_images: int = 500
     dtype: str = "float32"
     device: str = "cpu"
+    max_image_side: int = DEFAULT_MAX_IMAGE_SIDE
 
     def __post_init__(self) -> None:
         from seed.teacher import check_runtime
@@ -97,6 +100,11 @@ class EvaluateConfig:
         check_range(SECTION, "cd_beta", self.cd_beta, lo=0, hi=1)
         check_range(SECTION, "noise_step", self.noise_step, lo=0, hi=999)
         check_range(SECTION, "chair_n_images", self.chair_n_images, lo=1)
+        check_range(SECTION, "max_image_side", self.max_image_side, lo=1)
+        if not self.caption_prompt.strip() or len(self.caption_prompt) > MAX_PROMPT_CHARS:
+            raise ConfigError(
+                f"{SECTION}.caption_prompt must be non-empty and at most {MAX_PROMPT_CHARS} characters"
+            )
         self.benchmarks = _names(self.benchmarks)
         self.methods = _names(self.methods)
         for key, values, known in (
@@ -181,6 +189,7 @@ def decoding(config: EvaluateConfig, seed: int, vcd, stats, progress: bool) -> d
         "progress": progress,
         "vcd": vcd,
         "stats": stats,
+        "max_image_side": config.max_image_side,
     }
 
 
@@ -329,7 +338,7 @@ def run_colour_probe(
     from seed.eval.pope import POPE_PROMPT_SUFFIX, load_pope_questions
     from seed.generate import answer_all
 
-    annotations = json.loads((data_dir / "annotations.json").read_text())
+    annotations = load_world_annotations(data_dir / "annotations.json")
     canonical = {c["id"]: (c["name"], c["colour"]) for c in annotations["categories"]}
     pope = pope_files(data_dir / "pope")
     if not pope:
@@ -379,8 +388,7 @@ def _instances(path: str, mtime_ns: int) -> tuple[dict, dict, list[str]]:
     data = json.loads(Path(path).read_bytes().decode("utf-8-sig"))
     files = {}
     for index, image in enumerate(data["images"]):
-        if not isinstance(image.get("file_name"), str) or not image["file_name"]:
-            raise DataError(path, "image needs a non-empty 'file_name'", field="images.file_name", row=index)
+        check_relative_name(image.get("file_name"), path, "images.file_name", index)
         files[image["id"]] = image["file_name"]
     return objects, files, [c["name"] for c in data["categories"]]
 
@@ -404,18 +412,16 @@ def chair_image_list(paths: BenchmarkPaths, config: EvaluateConfig) -> list[dict
 
     if paths.chair_images_file is not None:
         path = paths.chair_images_file
-        try:
-            listing = json.loads(Path(path).read_text())
-        except FileNotFoundError as exc:
-            raise DataError(path, "CHAIR image list not found") from exc
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(path, f"not valid JSON: {exc}") from exc
+        listing = _read_json(path)
         if not isinstance(listing, list):
             raise DataError(path, "expected a list of {image_id, file_name}")
         for row, item in enumerate(listing):
             for key in ("image_id", "file_name"):
                 if not isinstance(item, dict) or key not in item:
                     raise DataError(path, "missing key", field=key, row=row)
+            if isinstance(item["image_id"], bool) or not isinstance(item["image_id"], int | str):
+                raise DataError(path, "must be an integer or a string", field="image_id", row=row)
+            check_relative_name(item["file_name"], path, "file_name", row)
         return listing
     _, files, _ = load_instances(paths.instances_file)
     ids = sorted(files, key=str)
@@ -423,6 +429,107 @@ def chair_image_list(paths: BenchmarkPaths, config: EvaluateConfig) -> list[dict
         chosen = np.random.default_rng(0).choice(len(ids), size=config.chair_n_images, replace=False)
         ids = [ids[i] for i in sorted(chosen)]
     return [{"image_id": i, "file_name": files[i]} for i in ids]
+
+
+def _read_json(path: Path) -> Any:
+    """A JSON file's value; `DataError` naming the file when it is missing, not UTF-8 or not JSON."""
+    try:
+        return json.loads(Path(path).read_bytes().decode("utf-8-sig"))
+    except FileNotFoundError as exc:
+        raise DataError(path, "file not found") from exc
+    except OSError as exc:
+        raise DataError(path, f"cannot read file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not UTF-8 text (byte {exc.start})") from exc
+    except (ValueError, RecursionError) as exc:
+        raise DataError(path, f"not valid JSON: {exc}") from exc
+
+
+def load_mme_meta(path: Path) -> dict[str, dict]:
+    """The world's ``mme/meta.json``: ``"<subtask>/<file>" -> {"object", "atypical", ...}``."""
+    meta = _read_json(path)
+    if not isinstance(meta, dict):
+        raise DataError(path, "expected a JSON object of '<subtask>/<file>' -> {object, atypical}")
+    for key, info in meta.items():
+        if not isinstance(info, dict):
+            raise DataError(path, 'must be an object such as {"object": ..., "atypical": false}', field=key)
+    return meta
+
+
+def load_world_annotations(path: Path) -> dict[str, list[dict]]:
+    """The world's ``annotations.json``, checked for what the colour probe reads.
+
+    Categories need ``id``, ``name`` and ``colour``; images ``id`` and ``file_name``; annotations
+    ``image_id``, a known ``category_id`` and ``colour``. `DataError` names the list, index and key.
+    """
+    data = _read_json(path)
+    if not isinstance(data, dict):
+        raise DataError(path, "expected a JSON object with images, annotations and categories")
+    wanted = {
+        "categories": ("id", "name", "colour"),
+        "images": ("id", "file_name"),
+        "annotations": ("image_id", "category_id", "colour"),
+    }
+    for section, keys in wanted.items():
+        entries = data.get(section)
+        if not isinstance(entries, list):
+            raise DataError(path, "expected a list", field=section)
+        for index, entry in enumerate(entries):
+            for key in keys:
+                if not isinstance(entry, dict) or key not in entry:
+                    raise DataError(path, "missing key", field=f"{section}.{key}", row=index)
+                if isinstance(entry[key], list | dict):
+                    raise DataError(path, "must be a number or a string", field=f"{section}.{key}", row=index)
+    known = {c["id"] for c in data["categories"]}
+    for index, annotation in enumerate(data["annotations"]):
+        if annotation["category_id"] not in known:
+            raise DataError(path, "unknown category", field="annotations.category_id", row=index)
+    return data
+
+
+def check_inputs(data_dir: Path, config: EvaluateConfig) -> int:
+    """Read every file the configured evaluation will read, and decode every image once.
+
+    Runs before any model loads or any answer is written: a malformed POPE line, an unpaired MME
+    question, a broken CHAIR list, a corrupt or oversized image or a name that leaves its folder
+    fails here, as a `DataError` naming file and field, with nothing written. Returns the number of
+    distinct images checked.
+    """
+    from seed.eval.chair import load_synonyms
+    from seed.eval.mme import load_mme
+    from seed.eval.pope import load_pope_questions
+    from seed.generate import open_image
+    from seed.inputs import resolve_inside
+
+    data_dir = Path(data_dir)
+    paths = benchmark_paths(data_dir, config)
+    images: dict[Path, None] = {}
+    if "pope" in config.benchmarks:
+        splits = pope_files(paths.pope_dir)
+        if not splits:
+            raise DataError(paths.pope_dir, "no POPE files named *_pope_{random,popular,adversarial}.json")
+        for path in splits.values():
+            names = dict.fromkeys(question["image"] for question in load_pope_questions(path))
+            for name in names:  # thousands of questions, a few hundred images
+                images[resolve_inside(paths.images_dir, name, path, "image")] = None
+    if "mme" in config.benchmarks:
+        for rows in load_mme(paths.mme_dir).values():
+            images.update(dict.fromkeys(Path(row["image"]) for row in rows))
+        if (paths.mme_dir / "meta.json").exists():
+            load_mme_meta(paths.mme_dir / "meta.json")
+    if paths.world_dir is not None and (data_dir / "annotations.json").exists():
+        load_world_annotations(data_dir / "annotations.json")
+    if "chair" in config.benchmarks:
+        listing = chair_image_list(paths, config)
+        source = paths.chair_images_file or paths.instances_file
+        for row, item in enumerate(listing):
+            images[resolve_inside(paths.images_dir, item["file_name"], source, "file_name", row)] = None
+        load_instances(paths.instances_file)
+        if paths.synonyms_file is not None:
+            load_synonyms(paths.synonyms_file)
+    for image in images:
+        open_image(image, config.max_image_side)
+    return len(images)
 
 
 def chair_synonyms(paths: BenchmarkPaths) -> dict[str, str]:
@@ -512,7 +619,7 @@ def evaluate_model(
         meta_path = paths.mme_dir / "meta.json"
         if meta_path.exists():
             result["colour_by_typicality"] = colour_accuracy_by_typicality(
-                rows["color"], json.loads(meta_path.read_text())
+                rows["color"], load_mme_meta(meta_path)
             )
     if paths.world_dir is not None and (data_dir / "annotations.json").exists():
         result["colour_probe"] = run_colour_probe(
@@ -603,6 +710,7 @@ def evaluate_stage(
     from seed.report import write_plots
 
     out_dir = Path(out_dir)
+    check_inputs(data_dir, config)  # bad data fails here, before a model loads or a file is written
     methods = selected_methods(config, adapter_dir)
     seeds = [0] if config.protocol == "greedy" else list(config.sample_seeds)
     runs: dict[str, list[dict]] = {}

@@ -9,12 +9,14 @@ repeatable.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from seed.conversation import user_message
 from seed.errors import DataError
+from seed.inputs import DEFAULT_MAX_IMAGE_SIDE, image_mode_problem, image_size_problem
 
 if TYPE_CHECKING:
     from seed.vcd import DecodeStats, VCDSettings
@@ -33,52 +35,132 @@ def load_model(
     Qwen2-VL / InternVL processors where torchvision is missing. With ``adapter`` a PEFT adapter is
     applied and merged, so the served model costs one forward per token. ``dtype="auto"`` keeps the
     checkpoint's dtype; ``trust_remote_code`` stays off unless the user turns it on.
+
+    Weights load from safetensors only (never a pickle). A folder without processor files or
+    weights, a file the loaders cannot parse, or a processor that places no image tokens in the
+    prompt raises `DataError` naming the folder (see `check_processor`).
     """
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
+    from seed.inputs import require_safetensors
     from seed.tiny import load_processor
 
     local = Path(model_path)
     if local.exists() and not local.is_dir():
         raise DataError(local, "a model must be a folder written by save_pretrained (or a hub id)")
-    if local.is_dir():
-        names = {p.name for p in local.iterdir()}
-        if not names & {
-            "processor_config.json",
-            "preprocessor_config.json",
-            "tokenizer.json",
-            "tokenizer_config.json",
-        }:
+    if not local.exists() and (
+        local.is_absolute() or str(model_path).startswith((".", "~")) or str(model_path).count("/") > 1
+    ):  # a hub id is "name" or "org/name"
+        raise DataError(local, "model folder not found")
+    try:
+        if local.is_dir():
+            names = {p.name for p in local.iterdir()}
+            if not names & {
+                "processor_config.json",
+                "preprocessor_config.json",
+                "tokenizer.json",
+                "tokenizer_config.json",
+            }:
+                raise DataError(
+                    local,
+                    "no processor files (processor_config.json / preprocessor_config.json / tokenizer.json) "
+                    "beside the model: save the processor with the model",
+                )
+            require_safetensors(local, "model")
+            processor = load_processor(local)
+        else:
+            processor = AutoProcessor.from_pretrained(str(model_path), trust_remote_code=trust_remote_code)
+        check_processor(processor, model_path)
+        model = AutoModelForImageTextToText.from_pretrained(
+            str(model_path),
+            dtype="auto" if dtype == "auto" else getattr(torch, dtype),
+            trust_remote_code=trust_remote_code,
+            use_safetensors=True,
+        )
+    except OSError as exc:
+        if not local.exists():  # neither a folder nor a hub id in the cache (or reachable)
+            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+            hint = " (downloads are off: set HF_HUB_OFFLINE=0 to fetch a hub model)" if offline else ""
             raise DataError(
-                local,
-                "no processor files (processor_config.json / preprocessor_config.json / tokenizer.json) "
-                "beside the model: save the processor with the model",
-            )
-        processor = load_processor(local)
-    else:
-        processor = AutoProcessor.from_pretrained(str(model_path), trust_remote_code=trust_remote_code)
-    model = AutoModelForImageTextToText.from_pretrained(
-        str(model_path),
-        dtype="auto" if dtype == "auto" else getattr(torch, dtype),
-        trust_remote_code=trust_remote_code,
-    )
+                model_path, f"model folder not found, and no hub model of that id could be loaded{hint}"
+            ) from exc
+        raise DataError(model_path, f"cannot load the model: {_one_line(exc)}") from exc
+    except (ValueError, KeyError, TypeError) as exc:  # unreadable or inconsistent checkpoint files
+        raise DataError(model_path, f"cannot load the model: {_one_line(exc)}") from exc
     if adapter is not None:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        if not (Path(adapter) / "adapter_config.json").is_file():
+            raise DataError(adapter, "not a PEFT adapter folder (no adapter_config.json)")
+        require_safetensors(Path(adapter), "adapter")
+        try:
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise DataError(adapter, f"cannot load the adapter onto {model_path}: {_one_line(exc)}") from exc
     return model.to(device).eval(), processor
 
 
-def open_image(path: str | Path):
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line, at most 300 characters (loader messages run long)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def check_processor(processor, model_path: str | Path) -> None:
+    """Raise `DataError` unless the processor has a chat template and places image tokens.
+
+    One tiny (image, question) pair goes through `prompt_text` and the processor; the resulting
+    ``input_ids`` must hold the processor's image token. A processor that inserts none would make
+    every forward fail deep inside the model ("image features and image tokens do not match").
+    """
+    from PIL import Image
+
+    from seed.teacher import image_token_ids
+
+    if not getattr(processor, "chat_template", None):
+        raise DataError(
+            model_path, "the processor has no chat template (chat_template.jinja / chat_template.json)"
+        )
+    image_ids = image_token_ids(processor)
+    if not image_ids:
+        raise DataError(model_path, "the processor names no image token (image_token_id)")
+    try:
+        text = prompt_text(processor, "Is there a dog in the image?")
+        ids = processor(images=[Image.new("RGB", (32, 32))], text=[text], return_tensors="pt")["input_ids"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DataError(
+            model_path, f"the processor cannot build a prompt with an image: {_one_line(exc)}"
+        ) from exc
+    if not any(int(token) in image_ids for token in ids[0]):
+        raise DataError(
+            model_path,
+            "the processor inserts no image tokens into the prompt (check its chat template and image_token)",
+        )
+
+
+def open_image(path: str | Path, max_side: int = DEFAULT_MAX_IMAGE_SIDE):
+    """The image file at ``path`` as an 8-bit RGB PIL image, fully decoded.
+
+    `DataError` naming the file when it is missing, not an image, truncated or corrupt, larger than
+    ``max_side`` pixels on a side (checked from the header, before any pixel is decoded, so a
+    decompression bomb costs nothing), or in a mode with no faithful RGB form (16-bit, float).
+    """
     from PIL import Image
 
     try:
         with Image.open(path) as im:
+            problem = image_size_problem(im.size, max_side) or image_mode_problem(im.mode)
+            if problem is not None:
+                raise DataError(path, problem)
             return im.convert("RGB")
     except FileNotFoundError as exc:
         raise DataError(path, "image not found") from exc
-    except (OSError, ValueError) as exc:
+    except IsADirectoryError as exc:
+        raise DataError(path, "is a folder, not an image file") from exc
+    except Image.DecompressionBombError as exc:
+        raise DataError(path, f"image too large to decode safely: {exc}") from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # PIL's errors for broken files
         raise DataError(path, f"cannot decode image: {exc}") from exc
 
 
@@ -178,11 +260,13 @@ def answer_all(
     *,
     vcd: VCDSettings | None = None,
     stats: DecodeStats | None = None,
+    max_image_side: int = DEFAULT_MAX_IMAGE_SIDE,
 ) -> list[str]:
     """Answer many pairs in batches with a progress bar; images are decoded once per batch.
 
     A pair is named ``"<image file name>|<question>"`` for its sampling and noise seeds, so its
-    answer is the same in any batch (see `answer_batch`).
+    answer is the same in any batch (see `answer_batch`). Images larger than ``max_image_side``
+    pixels on a side are refused (`open_image`).
     """
     from tqdm import tqdm
 
@@ -196,7 +280,7 @@ def answer_all(
             answer_batch(
                 model,
                 processor,
-                [open_image(p) for p in paths],
+                [open_image(p, max_image_side) for p in paths],
                 chunk,
                 max_new_tokens=max_new_tokens,
                 do_sample=do_sample,

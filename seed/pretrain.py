@@ -39,6 +39,9 @@ class PretrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     threads: int = 0  # 0: torch's default
+    vision_steps: int = 0  # stage 0: object recognition on the training images (seed/vision_pretrain.py)
+    vision_lr: float = 1e-3
+    vision_batch_size: int = 64
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
@@ -51,6 +54,9 @@ class PretrainConfig:
         check_range(SECTION, "weight_decay", self.weight_decay, lo=0)
         check_range(SECTION, "grad_clip", self.grad_clip, lo=0, lo_open=True)
         check_range(SECTION, "threads", self.threads, lo=0)
+        check_range(SECTION, "vision_steps", self.vision_steps, lo=0)
+        check_range(SECTION, "vision_lr", self.vision_lr, lo=0, hi=1, lo_open=True)
+        check_range(SECTION, "vision_batch_size", self.vision_batch_size, lo=1)
 
 
 def collect_texts(data_dir: Path) -> list[str]:
@@ -58,7 +64,7 @@ def collect_texts(data_dir: Path) -> list[str]:
 
     Only words are taken from the evaluation files (their question phrasing), never labels.
     """
-    from seed.eval.pope import POPE_PROMPT_SUFFIX
+    from seed.eval.pope import POPE_PROMPT_SUFFIX, read_jsonl_objects
 
     texts = [POPE_PROMPT_SUFFIX, "Please describe this image in detail."]
     for name, answers in (("train/conversations.json", True), ("seed/instructions.json", False)):
@@ -67,11 +73,15 @@ def collect_texts(data_dir: Path) -> list[str]:
             for record in load_conversations(path, require_answers=answers):
                 texts.extend(turn["value"] for turn in record["conversations"])
     for pope_file in sorted((data_dir / "pope").glob("*.json")):
-        for line in pope_file.read_text().splitlines():
-            if line.strip():
-                texts.append(json.loads(line).get("text", ""))
+        for _, obj in read_jsonl_objects(pope_file):  # DataError (file, line) on a malformed line
+            if isinstance(obj.get("text"), str):
+                texts.append(obj["text"])
     for txt in sorted((data_dir / "mme").glob("*/*.txt")):
-        texts.extend(line.split("\t")[0] for line in txt.read_text().splitlines())
+        try:
+            lines = txt.read_bytes().decode("utf-8-sig").splitlines()
+        except UnicodeDecodeError as exc:
+            raise DataError(txt, f"not UTF-8 text (byte {exc.start})") from exc
+        texts.extend(line.split("\t")[0] for line in lines)
     words = {"Yes", "No", "yes", "no"}
     texts.append(" ".join(sorted(words)))
     return texts
@@ -128,17 +138,12 @@ def encode_conversations(
 def load_pixels(processor, paths: list[Path], batch: int = 256):
     """Normalised pixel tensor (n, 3, H, W) for image files, through the processor's image side."""
     import torch
-    from PIL import Image
+
+    from seed.generate import open_image
 
     chunks = []
     for i in range(0, len(paths), batch):
-        images = []
-        for p in paths[i : i + batch]:
-            try:
-                with Image.open(p) as im:
-                    images.append(im.convert("RGB"))
-            except (OSError, ValueError) as exc:
-                raise DataError(p, f"cannot decode image: {exc}") from exc
+        images = [open_image(p) for p in paths[i : i + batch]]  # DataError naming a bad file
         chunks.append(processor.image_processor(images, return_tensors="pt")["pixel_values"])
     return torch.cat(chunks)
 
@@ -175,6 +180,22 @@ def pretrain(
     n_img = config.model.num_image_tokens
     encoded = encode_conversations(tokenizer, [to_messages(r["conversations"]) for r in records], n_img)
     pixels = load_pixels(processor, [data_dir / "images" / "train" / r["image"] for r in records])
+    vision_history: list[dict] = []
+    if config.vision_steps:
+        from seed.vision_pretrain import object_labels, pretrain_vision
+
+        labels, _ = object_labels(data_dir / "annotations.json", [r["image"] for r in records])
+        vision_history = pretrain_vision(
+            model,
+            pixels,
+            labels,
+            steps=config.vision_steps,
+            batch_size=config.vision_batch_size,
+            lr=config.vision_lr,
+            feature_layer=max(config.model.vision_feature_layer, -config.model.vision_layers),
+            seed=config.seed,
+            progress=progress,
+        )
 
     generator = torch.Generator().manual_seed(config.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -235,6 +256,7 @@ def pretrain(
         "parameters": count_parameters(model),
         "vocab_size": len(tokenizer),
         "train_conversations": len(records),
+        "vision_final_loss": vision_history[-1]["loss"] if vision_history else None,
         "config": asdict(config),
     }
     # The model folder holds nothing run-dependent (no timings): its content hash is a function of the

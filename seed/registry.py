@@ -13,6 +13,14 @@ The gate is `promotion_decision`, a pure function of three score sets (candidate
 base model), each ``{"pope": {split: F1}, "mme": {subtask: score}}`` as `method_scores` reads them
 from a metrics.json. A version's scores travel with it as the tag ``seed.scores``, so the gate never
 needs the champion's run.
+
+Safety: a version becomes champion only with complete scores (every POPE split and MME subtask the
+gate compares) and a run that did not end FAILED or KILLED; anything else is `challenger`, with the
+reason in the tag ``seed.promotion_reason``. `register_adapter` and `promote` each run under
+`seed.store_lock.store_lock` (``mlflow.db.lock``), reading the champion inside the lock, so
+concurrent pipeline runs are serialised: no adapter is registered twice and the champion is always
+a version whose complete scores beat the one it replaced. Promoting a decided version again changes
+nothing. The model is logged from code (`seed.adapter_pyfunc`): no pickle is written.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ import pandas as pd
 
 from seed.errors import DataError
 from seed.params import check_range
+from seed.store_lock import store_lock
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -50,6 +59,10 @@ TAG_BASE_MODEL = "seed.base_model"
 TAG_BASE_HASH = "seed.base_model_hash"
 TAG_DECISION = "seed.promotion"
 TAG_REASON = "seed.promotion_reason"
+
+# The file that MLflow runs to build the pyfunc model ("models from code": nothing is pickled).
+MODEL_CODE = Path(__file__).with_name("adapter_pyfunc.py")
+RUN_FAILED = ("FAILED", "KILLED")  # a version logged by a run that ended so is never promoted
 
 # The pyfunc's requirements (pinned to what is installed), passed explicitly: inferring them is slow.
 REQUIREMENTS = (
@@ -216,6 +229,8 @@ def check_base_model(base_model: str | Path, expected: str | None) -> None:
 class SeedAdapterModel(mlflow.pyfunc.PythonModel):
     """A PEFT adapter on a referenced base model: answers a DataFrame of (image path, question) rows.
 
+    Logged from code: `seed.adapter_pyfunc` builds it when MLflow loads a version (no pickle).
+
     model_config keys (each can be overridden at load time): ``base_model`` (path or hub id),
     ``base_model_hash`` (checked when ``verify_base_model``), ``device``, ``dtype``, ``batch_size``,
     ``max_new_tokens``.
@@ -275,7 +290,12 @@ def log_adapter_model(
     device: str = "cpu",
     dtype: str = "float32",
 ):
-    """Log the adapter folder as a pyfunc model in the active run; returns MLflow's ModelInfo."""
+    """Log the adapter folder as a pyfunc model in the active run; returns MLflow's ModelInfo.
+
+    The model folder holds the adapter (``artifacts/adapter``: adapter_config.json and safetensors),
+    the code file `seed.adapter_pyfunc`, MLmodel (with model_config: the base model's path or id and
+    content hash) and the environment files; no pickle.
+    """
     adapter_dir = Path(adapter_dir)
     if not (adapter_dir / "adapter_config.json").is_file():
         raise DataError(adapter_dir, "not a PEFT adapter folder (no adapter_config.json)")
@@ -283,7 +303,7 @@ def log_adapter_model(
         warnings.simplefilter("ignore", UserWarning)
         return mlflow.pyfunc.log_model(
             name=name,
-            python_model=SeedAdapterModel(),
+            python_model=str(MODEL_CODE),
             artifacts={"adapter": str(adapter_dir)},
             model_config={
                 "base_model": base_reference(base_model),
@@ -307,6 +327,12 @@ def _client(client: MlflowClient | None) -> MlflowClient:
     from mlflow import MlflowClient
 
     return client or MlflowClient()
+
+
+def registry_lock(client: MlflowClient | None = None):
+    """`store_lock` of the registry that ``client`` (default: MLflow's current registry URI) writes to."""
+    uri = getattr(client, "_registry_uri", None) or mlflow.get_registry_uri()
+    return store_lock(uri)
 
 
 def find_version(
@@ -336,25 +362,27 @@ def register_adapter(
     """Register the adapter as a new version of ``name`` (logged in the active run); ``(version, created)``.
 
     An adapter whose content hash is already registered is not registered again: the existing
-    version comes back with ``created=False`` (a retried or repeated run adds no version).
+    version comes back with ``created=False`` (a retried, repeated or concurrent run adds no
+    version). The look-up and the registration hold the store's lock together.
     """
     from seed.targets import content_hash
 
     client = _client(client)
     adapter_hash = content_hash(adapter_dir)
-    existing = find_version(adapter_hash, name, client)
-    if existing is not None:
-        return existing, False
     base_hash = base_model_hash(base_model)
-    info = log_adapter_model(adapter_dir, base_model, base_hash)
-    tags = {
-        TAG_ADAPTER_HASH: adapter_hash,
-        TAG_BASE_MODEL: base_reference(base_model),
-        TAG_BASE_HASH: base_hash or "",
-        TAG_SCORES: json.dumps(scores, sort_keys=True),
-    }
-    version = mlflow.register_model(info.model_uri, name, tags=tags)
-    return client.get_model_version(name, version.version), True
+    with registry_lock(client):
+        existing = find_version(adapter_hash, name, client)
+        if existing is not None:
+            return existing, False
+        info = log_adapter_model(adapter_dir, base_model, base_hash)
+        tags = {
+            TAG_ADAPTER_HASH: adapter_hash,
+            TAG_BASE_MODEL: base_reference(base_model),
+            TAG_BASE_HASH: base_hash or "",
+            TAG_SCORES: json.dumps(scores, sort_keys=True),
+        }
+        version = mlflow.register_model(info.model_uri, name, tags=tags)
+        return client.get_model_version(name, version.version), True
 
 
 def alias_version(
@@ -393,6 +421,24 @@ class Decision:
         return CHAMPION if self.champion else CHALLENGER
 
 
+def _record(client: MlflowClient, name: str, version: str, decision: str, reason: str) -> None:
+    """Store the gate's decision and reason on the version (after its alias moved)."""
+    client.set_model_version_tag(name, version, TAG_DECISION, decision)
+    client.set_model_version_tag(name, version, TAG_REASON, reason)
+
+
+def run_status(run_id: str | None, client: MlflowClient | None = None) -> str | None:
+    """Status of the MLflow run that logged a version (``FINISHED``, ``RUNNING``, ``FAILED``, ...); None if unknown."""
+    from mlflow.exceptions import MlflowException
+
+    if not run_id:
+        return None
+    try:
+        return _client(client).get_run(run_id).info.status
+    except MlflowException:
+        return None
+
+
 def promote(
     version: str,
     base: dict,
@@ -402,32 +448,51 @@ def promote(
 ) -> Decision:
     """Run the gate for ``version`` and move the aliases: ``champion`` if it passes, else ``challenger``.
 
-    The decision and its reason are stored as tags on the version. A version that was already
-    decided is left as it is (promoting it again changes nothing).
+    Under the store's lock: the version's scores and the current champion's are read there, so two
+    runs promoting at once are decided one after the other. A version passes only with complete
+    scores and a run that did not end FAILED or KILLED. The decision and its reason are stored as
+    tags on the version (after the alias moved). A version already decided is left as it is
+    (promoting it again changes nothing). A version that already carries ``champion`` with no
+    decision recorded (a promotion that stopped between alias and tags, or an alias set by hand)
+    keeps it; the decision is recorded only if its scores are complete.
     """
     client = _client(client)
     version = str(version)
-    current = alias_version(CHAMPION, name, client)
-    mv = client.get_model_version(name, version)
-    if TAG_DECISION in mv.tags:
+    with registry_lock(client):
+        mv = client.get_model_version(name, version)
+        current = alias_version(CHAMPION, name, client)
         is_champion = current is not None and str(current.version) == version
-        return Decision(version, is_champion, mv.tags.get(TAG_REASON, ""), changed=False)
-    champion = version_scores(current) if current is not None else None
-    if current is not None and champion is None:
-        champion = {}  # a champion set by hand without scores: the gate compares with the base model
-    ok, reason = promotion_decision(version_scores(mv), champion, base, config.margin, config.tolerance)
-    if current is not None and ok:
-        reason += f" (replaces version {current.version})"
-    if ok:
-        client.set_registered_model_alias(name, CHAMPION, version)
-        challenger = alias_version(CHALLENGER, name, client)
-        if challenger is not None and str(challenger.version) == version:
-            client.delete_registered_model_alias(name, CHALLENGER)
-    else:
-        client.set_registered_model_alias(name, CHALLENGER, version)
-    client.set_model_version_tag(name, version, TAG_DECISION, CHAMPION if ok else CHALLENGER)
-    client.set_model_version_tag(name, version, TAG_REASON, reason)
-    return Decision(version, ok, reason, changed=True)
+        if TAG_DECISION in mv.tags:
+            return Decision(version, is_champion, mv.tags.get(TAG_REASON, ""), changed=False)
+        if is_champion:  # no gate run can demote the champion: only a better version replaces it
+            missing = missing_scores(version_scores(mv))
+            if missing:  # an alias set by hand: left to whoever set it, not recorded as the gate's
+                reason = f"champion set outside the gate; incomplete scores (missing {', '.join(missing)})"
+                return Decision(version, True, reason, changed=False)
+            reason = "already the champion (its alias was set before a decision was recorded)"
+            _record(client, name, version, CHAMPION, reason)
+            return Decision(version, True, reason, changed=True)
+        status = run_status(mv.run_id, client)
+        if status in RUN_FAILED:
+            ok, reason = False, f"its MLflow run {mv.run_id} ended {status}: never promoted"
+        else:
+            champion = version_scores(current) if current is not None else None
+            if current is not None and champion is None:
+                champion = {}  # a champion set by hand without scores: the gate compares with the base model
+            ok, reason = promotion_decision(
+                version_scores(mv), champion, base, config.margin, config.tolerance
+            )
+        if current is not None and ok:
+            reason += f" (replaces version {current.version})"
+        if ok:
+            client.set_registered_model_alias(name, CHAMPION, version)
+            challenger = alias_version(CHALLENGER, name, client)
+            if challenger is not None and str(challenger.version) == version:
+                client.delete_registered_model_alias(name, CHALLENGER)
+        else:
+            client.set_registered_model_alias(name, CHALLENGER, version)
+        _record(client, name, version, CHAMPION if ok else CHALLENGER, reason)
+        return Decision(version, ok, reason, changed=True)
 
 
 def load_registered(model_uri: str, **model_config: Any):

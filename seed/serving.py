@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from seed.errors import DataError, SeedError
+from seed.inputs import DEFAULT_MAX_IMAGE_SIDE, check_prompt
 
 EPILOG = """\
 examples:
@@ -43,18 +44,39 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, default=32, help="answer length cap (default: 32)")
     parser.add_argument("--image", required=True, help="image file")
     parser.add_argument("--question", required=True, help="the question")
+    parser.add_argument(
+        "--max-image-side",
+        type=int,
+        default=DEFAULT_MAX_IMAGE_SIDE,
+        metavar="PX",
+        help=f"largest image side in pixels that is decoded (default: {DEFAULT_MAX_IMAGE_SIDE})",
+    )
     return parser
 
 
+def check_request(image: Path, question: str, max_image_side: int = DEFAULT_MAX_IMAGE_SIDE):
+    """The decoded image of one request, after checking the question; `DataError` names the bad one."""
+    from seed.generate import open_image
+
+    check_prompt(question, "--question", "question")
+    return open_image(image, max_image_side)
+
+
 def answer_with_checkpoint(
-    model: str, adapter: str | None, image: Path, question: str, device: str = "cpu", max_new_tokens: int = 32
+    model: str,
+    adapter: str | None,
+    image: Path,
+    question: str,
+    device: str = "cpu",
+    max_new_tokens: int = 32,
+    max_image_side: int = DEFAULT_MAX_IMAGE_SIDE,
 ) -> str:
     """One answer from a checkpoint (with the adapter merged when given)."""
-    from seed.generate import answer_batch, load_model, open_image
+    from seed.generate import answer_batch, load_model
 
     if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
         raise DataError(adapter, "not a PEFT adapter folder (no adapter_config.json)")
-    picture = open_image(image)
+    picture = check_request(image, question, max_image_side)
     loaded, processor = load_model(model, adapter=adapter, device=device)
     return answer_batch(loaded, processor, [picture], [question], max_new_tokens=max_new_tokens)[0]
 
@@ -67,15 +89,15 @@ def answer_with_registry(
     base_model: str | None = None,
     device: str = "cpu",
     max_new_tokens: int = 32,
+    max_image_side: int = DEFAULT_MAX_IMAGE_SIDE,
 ) -> str:
     """One answer from a registered pyfunc model (``models:/seed-lvlm@champion``)."""
     from mlflow.exceptions import MlflowException
 
-    from seed.generate import open_image
     from seed.registry import answer, load_registered
     from seed.tracking import resolve_uri, use_uri
 
-    open_image(image)  # a missing or broken image fails here, before the model loads
+    check_request(image, question, max_image_side)  # a bad image or question fails before the model loads
     uri = tracking_uri or resolve_uri(f"sqlite:///{Path.cwd() / 'mlflow.db'}")
     use_uri(uri)
     overrides: dict = {"device": device, "max_new_tokens": max_new_tokens}
@@ -112,10 +134,17 @@ def main_answer(argv: list[str] | None = None) -> int:
                 args.base_model,
                 args.device,
                 args.max_new_tokens,
+                args.max_image_side,
             )
         else:
             text = answer_with_checkpoint(
-                args.model, args.adapter, Path(args.image), args.question, args.device, args.max_new_tokens
+                args.model,
+                args.adapter,
+                Path(args.image),
+                args.question,
+                args.device,
+                args.max_new_tokens,
+                args.max_image_side,
             )
     except SeedError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -393,6 +393,8 @@ def _check_relative(manifest_path: Path, folder: Path, file: object, field_name:
     """Resolve a manifest's shard name, rejecting anything that could leave ``folder``."""
     if not isinstance(file, str) or not file:
         raise DataError(manifest_path, "must be a non-empty relative path", field=field_name)
+    if "\0" in file:
+        raise DataError(manifest_path, "path holds a NUL byte", field=field_name)
     posix, windows = PurePosixPath(file), PureWindowsPath(file)
     if posix.is_absolute() or windows.is_absolute() or windows.drive or file.startswith(("/", "\\")):
         raise DataError(manifest_path, f"absolute path {file!r} is not allowed", field=field_name)
@@ -416,8 +418,10 @@ def read_manifest(folder: str | Path, verify_hashes: bool = True) -> TargetManif
     if not manifest_path.is_file():
         raise DataError(manifest_path, "target manifest not found")
     try:
-        data = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        data = json.loads(manifest_path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise DataError(manifest_path, f"cannot read file: {exc.strerror or exc}") from exc
+    except (ValueError, RecursionError) as exc:  # JSON syntax, not UTF-8, or nested too deep
         raise DataError(manifest_path, f"not valid JSON: {exc}") from exc
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
         raise DataError(manifest_path, f"expected format {MANIFEST_FORMAT!r}", field="format")

@@ -19,7 +19,11 @@ Each shard covers a fixed slice of ``shard_size`` samples (in file order) and ha
 ``shard-NNNNN.samples.json`` with the samples' ids, images, prompts and response texts (what
 `seed.distill` needs to rebuild the exact student inputs), the run key (model hash, data hash, every
 config value) and the shard's sha256. A rerun into the same folder reuses every shard whose sidecar
-has the same run key and whose bytes still match: an interrupted run resumes where it stopped.
+has the same run key and whose bytes still match: an interrupted (even SIGKILLed) run resumes where
+it stopped, since every file is written atomically (temporary file, then rename).
+
+Launched in N processes (`seed.parallel`), shard ``i`` is computed by process ``i % N`` and rank 0
+writes the manifest once all have finished: the folder is byte for byte that of one process.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -36,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seed.conversation import IMAGE_PLACEHOLDER, load_conversations
-from seed.errors import ConfigError, DataError
+from seed.errors import ConfigError, DataError, SeedError
 from seed.identify import CONFIDENCE_METHODS
 from seed.params import check_range
 
@@ -544,10 +549,23 @@ def _write_shard(
 
 
 def _remove_stale(out_dir: Path, keep: set[str]) -> None:
-    """Delete shard files and sidecars of an earlier run that this run does not list."""
-    for path in list(out_dir.glob("shard-*.safetensors")) + list(out_dir.glob(f"shard-*{SAMPLES_SUFFIX}")):
+    """Delete shard files and sidecars that this run does not list, and temporary files of a killed run.
+
+    A write killed half-way leaves only its hidden temporary file (``.shard-*.tmp``, see
+    `seed.atomic.write_atomic`), never a partial shard; those are removed here, before any process
+    of this run starts writing.
+    """
+    stale = list(out_dir.glob("shard-*.safetensors")) + list(out_dir.glob(f"shard-*{SAMPLES_SUFFIX}"))
+    for path in stale:
         if path.name not in keep:
             path.unlink()
+    for path in [*out_dir.glob(".shard-*.tmp"), *out_dir.glob(".manifest.json.*.tmp")]:
+        path.unlink(missing_ok=True)
+
+
+def shard_owner(index: int, world_size: int) -> int:
+    """The rank that computes shard ``index``: ``index % world_size`` (shards are fixed sample slices)."""
+    return index % world_size
 
 
 def build_targets(
@@ -559,14 +577,23 @@ def build_targets(
 ) -> dict[str, Any]:
     """Stage `purify`: write the purified sparse targets of the unlabelled split into ``out_dir``.
 
+    Launched in N processes (`seed.parallel`), process ``r`` computes the shards ``i`` with
+    ``i % N == r``. A shard is a fixed slice of the samples in file order and its targets depend only
+    on its own samples, so the shards written are byte for byte those of one process, whatever N.
+    Rank 0 clears stale files first; after a barrier every process works on its shards; after a
+    second barrier rank 0 reads every sidecar and writes the manifest.
+
     Returns the manifest's ``meta``: model and data hashes, every config value, counts (samples,
-    skipped responses, tokens, shards, reused shards), the flagged-token share and the seconds.
+    skipped responses, tokens, shards, reused shards), the number of processes, the flagged-token
+    share and the seconds. Every process returns the same counts.
     """
     from tqdm import tqdm
 
+    from seed.parallel import current_processes
     from seed.targets import MANIFEST_NAME, write_manifest
 
     config = config or PurifyConfig()
+    procs = current_processes(config.device)
     start_time = time.perf_counter()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     samples = load_samples(data_dir, config.max_samples)
@@ -575,37 +602,55 @@ def build_targets(
         "data_hash": data_hash(data_dir),
         "config": dataclasses.asdict(config),
     }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        (out_dir / MANIFEST_NAME).unlink()  # rewritten at the end; never stale while shards change
-
     slices = [
         (first, samples[first : first + config.shard_size])
         for first in range(0, len(samples), config.shard_size)
     ]
     names = [shard_name(i) for i in range(len(slices))]
-    _remove_stale(out_dir, set(names) | {sidecar_path(Path(n)).name for n in names})
+    if procs.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            (out_dir / MANIFEST_NAME).unlink()  # rewritten at the end; never stale while shards change
+        _remove_stale(out_dir, set(names) | {sidecar_path(Path(n)).name for n in names})
+    procs.barrier()
+
+    mine = [i for i in range(len(slices)) if shard_owner(i, procs.world_size) == procs.rank]
     model = processor = None
-    sidecars: list[dict[str, Any]] = []
     reused = 0
     with tqdm(
-        total=len(samples), desc="purify", unit="sample", disable=not progress, dynamic_ncols=True
+        total=sum(len(slices[i][1]) for i in mine),
+        desc="purify" if not procs.distributed else f"purify [rank {procs.rank}]",
+        unit="sample",
+        disable=not progress,
+        dynamic_ncols=True,
+        position=procs.rank,
     ) as bar:
-        for name, (first, chunk) in zip(names, slices, strict=True):
-            shard_path = out_dir / name
-            done = _reusable(shard_path, run, first, len(chunk))
-            if done is not None:
-                sidecars.append(done)
+        for i in mine:
+            first, chunk = slices[i]
+            shard_path = out_dir / names[i]
+            if _reusable(shard_path, run, first, len(chunk)) is not None:
                 reused += 1
                 bar.update(len(chunk))
                 continue
             if model is None:
-                model, processor = load_pretrained(model_path, config.dtype, config.device)
+                device = procs.device(config.device)
+                model, processor = load_pretrained(model_path, config.dtype, device)
             kept, responses, targets, skipped = _purify_shard(model, processor, data_dir, chunk, config, bar)
-            sidecars.append(
-                _write_shard(
-                    shard_path, kept, responses, targets, skipped, run, first, len(chunk), config.flag_tau
-                )
+            _write_shard(
+                shard_path, kept, responses, targets, skipped, run, first, len(chunk), config.flag_tau
+            )
+    reused = sum(procs.gather(reused))
+    procs.barrier()  # every shard is on disk
+
+    sidecars = [read_sidecar(out_dir / name) for name in names]
+    for name, sidecar, (first, chunk) in zip(names, sidecars, slices, strict=True):
+        if (sidecar.get("run"), sidecar.get("first_sample"), sidecar.get("num_candidates")) != (
+            run,
+            first,
+            len(chunk),
+        ):
+            raise DataError(
+                sidecar_path(out_dir / name), "written by another run while this one ran", field="run"
             )
     tokens = sum(s["num_tokens"] for s in sidecars)
     flagged = sum(s["flagged_tokens"] for s in sidecars)
@@ -624,11 +669,112 @@ def build_targets(
             "shards": len(sidecars),
             "reused_shards": reused,
         },
+        "processes": procs.world_size,
         "flagged_share": flagged / tokens if tokens else 0.0,
         "seconds": round(time.perf_counter() - start_time, 3),
     }
-    write_manifest(out_dir, names, meta)
+    if procs.is_main:
+        write_manifest(out_dir, names, meta)
+    procs.barrier()  # the manifest is on disk before any process returns
     return meta
+
+
+# ---------------------------------------------------------------------------------------------------
+# Multi-process check (tests and the benchmark)
+
+
+def targets_differences(first: str | Path, second: str | Path) -> list[str]:
+    """What differs between two targets folders: shard and sidecar bytes, and the manifests' shard lists.
+
+    The manifests' ``shards`` (file, counts, sha256), ``num_samples``, ``num_tokens`` and ``top_k`` must be
+    equal; ``meta`` is not compared (it holds the seconds and the number of processes). Returns one line
+    per difference: an empty list means the targets are identical.
+    """
+    from seed.targets import MANIFEST_NAME
+
+    first, second = Path(first), Path(second)
+    out: list[str] = []
+    files = {p.name for p in first.glob("shard-*")} | {p.name for p in second.glob("shard-*")}
+    for name in sorted(files):
+        a, b = first / name, second / name
+        if not a.is_file() or not b.is_file():
+            out.append(f"{name}: only in {a.parent if a.is_file() else b.parent}")
+        elif a.read_bytes() != b.read_bytes():
+            out.append(f"{name}: bytes differ")
+    manifests = []
+    for folder in (first, second):
+        path = folder / MANIFEST_NAME
+        manifests.append(json.loads(path.read_text()) if path.is_file() else None)
+    if None in manifests:
+        out.append(f"{MANIFEST_NAME}: missing in {first if manifests[0] is None else second}")
+    else:
+        for key in ("shards", "num_samples", "num_tokens", "top_k"):
+            if manifests[0].get(key) != manifests[1].get(key):
+                out.append(f"{MANIFEST_NAME}: {key} differ")
+    return out
+
+
+def write_purify_params(path: str | Path, config: PurifyConfig) -> Path:
+    """A params file whose ``purify`` section is ``config`` (for a `seed purify` run in other processes)."""
+    import yaml
+
+    from seed.atomic import write_atomic
+
+    text = yaml.safe_dump({SECTION: dataclasses.asdict(config)}, sort_keys=True)
+    return write_atomic(path, text.encode())
+
+
+def check_multiprocess_targets(
+    model_path: str | Path,
+    data_dir: str | Path,
+    work_dir: str | Path,
+    config: PurifyConfig,
+    num_processes: int = 2,
+    timeout: float = 600,
+    reference: str | Path | None = None,
+) -> dict[str, Any]:
+    """Stage purify in one process and in ``num_processes`` processes: are the targets byte-identical?
+
+    Both runs go through ``python -m seed.cli purify`` (the N-process one under ``torchrun
+    --standalone``, see `seed.parallel.launch_command`) into ``work_dir/processes-1`` and
+    ``work_dir/processes-<N>``, which are replaced. ``reference``: a one-process targets folder of the
+    same model, data and ``config`` to compare with instead of running one (no "1" in ``seconds``).
+
+    Returns ``{"identical", "differences", "seconds": {"1": s, "<N>": s}, "shards", "num_processes"}``;
+    ``identical`` is the benchmark's ``two_process_targets_identical`` for ``num_processes=2``.
+    """
+    import shutil
+    import subprocess
+
+    from seed.parallel import launch_command
+
+    work_dir = Path(work_dir)
+    params = write_purify_params(work_dir / "purify-params.yaml", config)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    seconds: dict[str, float] = {}
+    outs = [] if reference is None else [Path(reference)]
+    for n in [num_processes] if reference is not None else [1, num_processes]:
+        out = work_dir / f"processes-{n}"
+        shutil.rmtree(out, ignore_errors=True)
+        args = ["seed.cli", "--quiet", "--params", str(params), "purify"]
+        args += ["--model", str(model_path), "--data", str(data_dir), "--out", str(out)]
+        start = time.perf_counter()
+        done = subprocess.run(
+            launch_command(n, args), env=env, capture_output=True, text=True, timeout=timeout
+        )
+        seconds[str(n)] = round(time.perf_counter() - start, 3)
+        if done.returncode != 0:
+            raise SeedError(f"purify in {n} process(es) failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        outs.append(out)
+    differences = targets_differences(*outs)
+    return {
+        "identical": not differences,
+        "differences": differences,
+        "seconds": seconds,
+        "shards": len(list(outs[0].glob("shard-*.safetensors"))),
+        "num_processes": num_processes,
+    }
 
 
 __all__ = [
@@ -636,6 +782,7 @@ __all__ = [
     "Sample",
     "SampleTargets",
     "build_targets",
+    "check_multiprocess_targets",
     "contrast_batch",
     "data_hash",
     "load_pretrained",
@@ -646,5 +793,7 @@ __all__ = [
     "read_sidecar",
     "response_positions",
     "response_token_ids",
+    "shard_owner",
+    "targets_differences",
     "teacher_targets",
 ]

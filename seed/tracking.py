@@ -64,18 +64,23 @@ def configure(root: str | Path, experiment: str = EXPERIMENT) -> str:
     """Point MLflow (tracking and registry) at ``root``'s store; create the experiment; return its id.
 
     ``MLFLOW_TRACKING_URI``, when the user set it, wins over the local store. The experiment keeps its
-    artifacts in ``<root>/mlruns`` whatever the working directory.
+    artifacts in ``<root>/mlruns`` whatever the working directory. Runs under the store's lock file
+    (`seed.store_lock`): two processes creating one fresh SQLite store at once would corrupt it.
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
-    use_uri(resolve_uri(tracking_uri(root)))
-    found = mlflow.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
-    location = (Path(root).resolve() / ARTIFACTS_NAME).as_uri()
-    return mlflow.create_experiment(experiment, artifact_location=location)
+    from seed.store_lock import store_lock
+
+    uri = resolve_uri(tracking_uri(root))
+    use_uri(uri)
+    with store_lock(uri):
+        found = mlflow.get_experiment_by_name(experiment)
+        if found is not None:
+            return found.experiment_id
+        location = (Path(root).resolve() / ARTIFACTS_NAME).as_uri()
+        return mlflow.create_experiment(experiment, artifact_location=location)
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@ import dataclasses
 import json
 import math
 import shutil
+import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,8 @@ from seed.adapter import AdapterConfig, attach_adapter, find_lora_targets
 from seed.batching import build_batch
 from seed.distill import (
     DistillConfig,
+    checkpoint_key,
+    checkpoint_path,
     distill,
     load_targets,
     lr_factor,
@@ -29,9 +33,13 @@ from seed.distill import (
 from seed.errors import ConfigError, DataError
 from seed.losses import distillation_loss
 from seed.params import config_from_dict
+from seed.targets import content_hash, read_manifest
 from seed.teacher import PurifyConfig, build_targets
 from seed.tiny import load_tiny, save_tiny
 from seed.world.synth import WorldConfig, synthesize
+
+sys.path.insert(0, str(Path(__file__).parent))
+import forked  # noqa: E402
 
 PURIFY = PurifyConfig(max_new_tokens=4, batch_size=4, shard_size=64, top_k=8)
 # One batch holds every sample, so each step sees the same batch: the loss must go down.
@@ -165,7 +173,7 @@ def test_saved_adapter_reloads_with_the_in_memory_logits(trained, targets, world
     samples, _ = load_targets(targets)
     torch.manual_seed(CONFIG.seed)
     in_memory = attach_adapter(model, CONFIG.adapter)
-    losses, _ = train_adapter(in_memory, processor, world, samples, CONFIG, progress=False)
+    losses, _, _ = train_adapter(in_memory, processor, world, samples, CONFIG, progress=False)
     assert losses == json.loads((out / "losses.json").read_text())  # the run is repeatable
     in_memory.eval()
     batch = _probe_batch(processor)
@@ -275,3 +283,69 @@ def test_cuda_bfloat16_end_to_end(world, llava, tmp_path):
     assert math.isfinite(summary["loss_first"])
     merged = merge_and_save(llava, tmp_path / "adapter", tmp_path / "merged", device="cuda")
     assert (merged / "model.safetensors").is_file()
+
+
+# --- crash safety -----------------------------------------------------------------------------------
+
+
+def test_config_checkpoint_every_default_and_validation():
+    assert DistillConfig().checkpoint_every == 50
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ConfigError, match="distill.checkpoint_every"):
+            DistillConfig(checkpoint_every=bad)
+
+
+@pytest.mark.skipif(not forked.gloo_available(), reason="needs fork")
+def test_sigkill_then_rerun_gives_the_uninterrupted_adapter(targets, world, llava, tmp_path):
+    """Kill a real run with SIGKILL after its first checkpoint; the rerun resumes to the same bytes."""
+    # 16 samples, 2 per step, 2 epochs: 16 steps, a checkpoint after each; LoRA dropout draws from
+    # the RNG, so the RNG state must come back too.
+    config = dataclasses.replace(
+        CONFIG, batch_size=2, epochs=2, lr=1e-2, checkpoint_every=1, adapter=AdapterConfig(4, 8, 0.1)
+    )
+    reference = distill(llava, world, targets, tmp_path / "reference", config, progress=False)
+    assert reference["resumed_from_step"] == 0 and reference["steps"] == 16
+    assert not checkpoint_path(tmp_path / "reference").exists()  # removed once the adapter is written
+
+    out, checkpoints = tmp_path / "adapter", checkpoint_path(tmp_path / "adapter")
+    result = tmp_path / "child.json"
+    child = forked.start(
+        partial(distill, llava, world, targets, out, config, progress=False), result, nice=10
+    )
+    forked.kill_when(child, result, lambda: bool(list(checkpoints.glob("step-*.json"))))  # os.kill, SIGKILL
+    assert not out.exists(), "the run finished before it was killed"
+    assert list(checkpoints.glob("step-*.json"))
+
+    summary = distill(llava, world, targets, out, config, progress=False)
+    assert 1 <= summary["resumed_from_step"] < 16
+    assert json.loads((out / "losses.json").read_text()) == json.loads(
+        (tmp_path / "reference" / "losses.json").read_text()
+    )
+    assert (out / "adapter_model.safetensors").read_bytes() == (
+        tmp_path / "reference" / "adapter_model.safetensors"
+    ).read_bytes()
+    assert summary["tokens_seen"] == reference["tokens_seen"] and not checkpoints.exists()
+
+
+def test_only_a_checkpoint_of_the_same_settings_is_resumed(targets, world, llava, tmp_path):
+    config = dataclasses.replace(CONFIG, batch_size=8, epochs=2, checkpoint_every=1)  # 4 steps
+    out = tmp_path / "adapter"
+    samples, _ = load_targets(targets)
+    shards = [e.sha256 for e in read_manifest(targets).shards]
+
+    def leave_checkpoint() -> None:
+        """Train as stage distill would, without the final clean-up: the step-3 checkpoint stays."""
+        model, processor = load_tiny(llava)
+        torch.manual_seed(config.seed)
+        key = checkpoint_key(content_hash(llava), samples, config, shards, None)
+        peft_model = attach_adapter(model, config.adapter)
+        checkpoints = checkpoint_path(out)
+        train_adapter(peft_model, processor, world, samples, config, None, None, False, checkpoints, key)
+
+    leave_checkpoint()
+    assert [p.name for p in checkpoint_path(out).glob("*.json")] == ["step-00000003.json"]
+    every_two = dataclasses.replace(config, checkpoint_every=2)  # not part of the key
+    assert distill(llava, world, targets, out, every_two, progress=False)["resumed_from_step"] == 3
+    leave_checkpoint()
+    other_lr = dataclasses.replace(config, lr=1e-3)
+    assert distill(llava, world, targets, out, other_lr, progress=False)["resumed_from_step"] == 0

@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-import torch
 
 from seed.errors import ConfigError, DataError
 from seed.registry import (
@@ -160,6 +159,8 @@ def test_requirements_are_pinned():
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory, mlflow_template) -> dict[str, Path]:
     """A tiny LLaVA checkpoint and two different LoRA adapters for it, and an empty store to copy."""
+    import torch  # not at the top: the spawned workers of the concurrency test import this module
+
     from seed.adapter import AdapterConfig, attach_adapter, save_adapter
     from seed.tiny import load_tiny, save_tiny
 
@@ -275,3 +276,185 @@ def test_bad_input_names_the_columns(tiny, store):
     model = load_registered(f"models:/{MODEL_NAME}/{version.version}")
     with pytest.raises(Exception, match="question"):
         model.predict(pd.DataFrame({"image": [str(tiny["image"])]}))
+
+
+def _files(folder: Path) -> list[Path]:
+    return [p for p in folder.rglob("*") if p.is_file()]
+
+
+def test_a_registered_version_is_logged_from_code_and_holds_no_pickle(tiny, store, tmp_path):
+    import mlflow
+    import yaml
+
+    version, _ = _register(tiny["adapter_a"], tiny["base"], scores(), store)
+    folder = Path(mlflow.artifacts.download_artifacts(f"models:/{MODEL_NAME}/{version.version}"))
+    names = {p.relative_to(folder).as_posix() for p in _files(folder)}
+    pyfunc = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["python_function"]
+    adapter = pyfunc["artifacts"]["adapter"]["path"]
+    assert "adapter_pyfunc.py" in names and f"{adapter}/adapter_model.safetensors" in names
+    assert pyfunc["loader_module"] == "mlflow.pyfunc.loaders.code_model" and "python_model" not in pyfunc
+    assert (
+        pyfunc["config"]["base_model"] == str(tiny["base"].resolve()) and pyfunc["config"]["base_model_hash"]
+    )
+    # nothing anywhere in the store (tmp_path: mlflow.db, mlruns/) is a pickle, by name or by content
+    for path in [*_files(folder), *_files(tmp_path)]:
+        assert path.suffix not in (".pkl", ".pickle"), path
+        head = path.read_bytes()[:2]
+        if path.suffix != ".safetensors" and path.name != "mlflow.db":
+            assert not (len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5), f"pickle header in {path}"
+
+
+def _decision_state(client, version: str) -> tuple[dict, str | None, str | None]:
+    champion, challenger = alias_version(CHAMPION), alias_version(CHALLENGER)
+    tags = client.get_model_version(MODEL_NAME, version).tags
+    return tags, champion and str(champion.version), challenger and str(challenger.version)
+
+
+def test_a_partly_evaluated_or_failed_run_never_replaces_the_champion(tiny, store, tmp_path):
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    first, _ = _register(tiny["adapter_a"], tiny["base"], scores(adversarial=0.75), store)
+    assert promote(first.version, BASE, PromoteConfig(MARGIN, TOL)).champion
+    # far better on what it has, but MME color was never evaluated
+    partial = scores(adversarial=0.99)
+    del partial["mme"]["color"]
+    second, _ = _register(tiny["adapter_b"], tiny["base"], partial, store)
+    decision = promote(second.version, BASE, PromoteConfig(MARGIN, TOL))
+    assert not decision.champion and decision.changed and "missing mme.color" in decision.reason
+    tags, champion, challenger = _decision_state(client, "2")
+    assert (champion, challenger) == ("1", "2") and tags[TAG_DECISION] == CHALLENGER
+    assert tags[TAG_REASON] == decision.reason
+
+    # complete and better scores, but logged by a run that ended FAILED
+    adapter_c = Path(shutil.copytree(tiny["adapter_b"], tmp_path / "adapter_c"))
+    (adapter_c / "README.md").write_text("a third adapter: same weights, another content hash\n")
+    with mlflow.start_run(experiment_id=store) as run:
+        third, created = register_adapter(adapter_c, tiny["base"], scores(adversarial=0.99))
+    assert created
+    client.set_terminated(run.info.run_id, "FAILED")
+    decision = promote(third.version, BASE, PromoteConfig(MARGIN, TOL))
+    assert not decision.champion and f"run {run.info.run_id} ended FAILED" in decision.reason
+    assert str(alias_version(CHAMPION).version) == "1"
+
+
+def test_promoting_the_same_version_twice_changes_nothing(tiny, store):
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    first, _ = _register(tiny["adapter_a"], tiny["base"], scores(adversarial=0.75), store)
+    second, _ = _register(tiny["adapter_b"], tiny["base"], scores(adversarial=0.70), store)
+    decisions = [promote(v.version, BASE, PromoteConfig(MARGIN, TOL)) for v in (first, second)]
+    assert [d.alias for d in decisions] == [CHAMPION, CHALLENGER] and all(d.changed for d in decisions)
+    before = [_decision_state(client, v) for v in ("1", "2")]
+    # again, in either order, and with a gate that would now decide the other way
+    for version in ("2", "1", "2"):
+        again = promote(version, BASE, PromoteConfig(margin=0.5, tolerance=0.0))
+        assert not again.changed and again.alias == decisions[int(version) - 1].alias
+        assert again.reason == decisions[int(version) - 1].reason
+    assert [_decision_state(client, v) for v in ("1", "2")] == before
+
+
+def test_a_champion_without_a_recorded_decision_is_not_demoted(tiny, store):
+    """A promotion that stopped between moving the alias and writing its tags, then ran again."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    version, _ = _register(tiny["adapter_a"], tiny["base"], scores(adversarial=0.75), store)
+    client.set_registered_model_alias(MODEL_NAME, CHAMPION, version.version)
+    decision = promote(version.version, BASE, PromoteConfig(MARGIN, TOL))
+    assert decision.champion and "already the champion" in decision.reason
+    tags, champion, challenger = _decision_state(client, "1")
+    assert (champion, challenger) == ("1", None) and tags[TAG_DECISION] == CHAMPION
+    assert not promote(version.version, BASE, PromoteConfig(MARGIN, TOL)).changed
+    # a champion set by hand on a version with incomplete scores is left alone, and not recorded
+    partial = scores()
+    del partial["pope"]["random"]
+    other, _ = _register(tiny["adapter_b"], tiny["base"], partial, store)
+    client.set_registered_model_alias(MODEL_NAME, CHAMPION, other.version)
+    decision = promote(other.version, BASE, PromoteConfig(MARGIN, TOL))
+    assert decision.champion and not decision.changed and "missing pope.random" in decision.reason
+    assert TAG_DECISION not in client.get_model_version(MODEL_NAME, other.version).tags
+
+
+# ---------------------------------------------------------------------------------------------------
+# Two pipeline runs at once: separate processes on one SQLite store
+
+
+def _pipeline_worker(root: str, jobs: list[tuple[str, dict]], base: str, barrier, results) -> None:
+    """What the flow does, in a fresh process: open the store, then register and promote each adapter."""
+    import os
+
+    os.environ.pop("MLFLOW_TRACKING_URI", None)  # the parent's store, exported by mlflow.set_tracking_uri
+    import mlflow
+
+    from seed.tracking import configure
+
+    try:
+        barrier.wait(timeout=120)
+        experiment_id = configure(root)
+        for adapter, version_scores in jobs:
+            with mlflow.start_run(experiment_id=experiment_id):
+                version, created = register_adapter(adapter, base, version_scores)
+            decision = promote(version.version, BASE, PromoteConfig(MARGIN, TOL))
+            results.put((adapter, str(version.version), created, decision.changed))
+    except BaseException as exc:  # reported to the test, which fails on it
+        results.put((None, f"{type(exc).__name__}: {exc}", None, None))
+
+
+def test_concurrent_pipeline_runs_leave_one_consistent_store(tiny, tmp_path, monkeypatch):
+    """Two processes start together; each registers A (0.75) and B (0.80), in opposite orders.
+
+    Whatever the interleaving: each adapter is registered and decided once, and B (better than A and
+    the base by more than the margin) ends as champion with complete scores. Unlocked, both could
+    register one adapter twice, or compare with the same old champion and leave A as champion.
+    (A fresh store is created under the same lock: tests/test_store_lock.py.)
+    """
+    import multiprocessing
+    import sqlite3
+
+    from mlflow import MlflowClient
+
+    from seed.tracking import configure, tracking_uri
+
+    shutil.copy(tiny["template"], tmp_path / "mlflow.db")  # a fresh store costs seconds; created once here
+    configure(tmp_path)
+    a = (str(tiny["adapter_a"]), scores(adversarial=0.75))
+    b = (str(tiny["adapter_b"]), scores(adversarial=0.80))
+    # Fresh processes as two pipeline runs are, forked from a clean server that imported seed once
+    # (spawn would import mlflow and seed in each child, many seconds on busy cores).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__, "seed.tracking", "seed.targets", "seed.teacher"])
+    barrier, results = context.Barrier(2), context.Queue()
+    processes = [
+        context.Process(
+            target=_pipeline_worker, args=(str(tmp_path), jobs, str(tiny["base"]), barrier, results)
+        )
+        for jobs in ([a, b], [b, a])
+    ]
+    for process in processes:
+        process.start()
+    got = [results.get(timeout=180) for _ in range(4)]
+    for process in processes:
+        process.join(timeout=30)
+    assert all(adapter is not None for adapter, *_ in got), got
+    versions_of = {adapter: {version for name, version, *_ in got if name == adapter} for adapter, *_ in got}
+    assert {name: len(v) for name, v in versions_of.items()} == {a[0]: 1, b[0]: 1}
+    assert sorted(created for _, _, created, _ in got) == [False, False, True, True]
+    assert sorted(changed for *_, changed in got) == [False, False, True, True]  # each decided once
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    client = MlflowClient(tracking_uri(tmp_path), registry_uri=tracking_uri(tmp_path))
+    versions = client.search_model_versions(f"name = '{MODEL_NAME}'")
+    assert sorted(int(v.version) for v in versions) == [1, 2]
+    assert sorted(e.name for e in client.search_experiments()) == ["Default", "seed"]
+    champion = client.get_model_version_by_alias(MODEL_NAME, CHAMPION)
+    assert {str(champion.version)} == versions_of[b[0]]
+    assert (
+        missing_scores(json.loads(champion.tags[TAG_SCORES])) == []
+        and champion.tags[TAG_DECISION] == CHAMPION
+    )
+    assert all(TAG_DECISION in v.tags and TAG_REASON in v.tags for v in versions)
+    with sqlite3.connect(tmp_path / "mlflow.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)

@@ -3,6 +3,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -25,9 +27,13 @@ from seed.teacher import (
     read_sidecar,
     response_positions,
     response_token_ids,
+    targets_differences,
 )
 from seed.tiny import load_tiny, save_tiny
 from seed.world.synth import WorldConfig, synthesize
+
+sys.path.insert(0, str(Path(__file__).parent))
+import forked  # noqa: E402
 
 CONFIG = PurifyConfig(max_new_tokens=4, batch_size=4, shard_size=6, top_k=8)
 
@@ -303,3 +309,24 @@ def test_empty_responses_are_skipped_and_counted(world, llava, tmp_path, monkeyp
     samples = load_samples(world)
     assert sidecar["skipped"] == [samples[0].sample_id, samples[4].sample_id]
     assert all(s["response"] for s in sidecar["samples"])
+
+
+@pytest.mark.skipif(not forked.gloo_available(), reason="needs fork")
+def test_sigkill_mid_run_then_rerun_resumes_to_the_same_targets(world, llava, tmp_path):
+    """Kill a real purify run with SIGKILL once its first shard is on disk; the rerun reuses what was done."""
+    config = dataclasses.replace(CONFIG, shard_size=1)  # 16 shards
+    reference = tmp_path / "reference"
+    build_targets(llava, world, reference, config, progress=False)
+    out = tmp_path / "targets"
+    result = tmp_path / "child.json"
+    child = forked.start(partial(build_targets, llava, world, out, config, progress=False), result, nice=10)
+    first = out / "shard-00000.samples.json"  # written after its shard: the shard is complete
+    forked.kill_when(child, result, first.exists)  # os.kill(pid, SIGKILL)
+    assert not (out / "manifest.json").exists(), "the run finished before it was killed"
+    (out / ".shard-00015.safetensors.x1y2.tmp").write_bytes(b"half a shard")  # as a kill mid-write leaves
+
+    meta = build_targets(llava, world, out, config, progress=False)
+    assert 1 <= meta["counts"]["reused_shards"] < 16
+    assert targets_differences(reference, out) == []
+    assert not list(out.glob(".*.tmp"))
+    assert read_manifest(out).num_samples == read_manifest(reference).num_samples

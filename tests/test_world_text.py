@@ -86,15 +86,19 @@ def test_negative_sampling_modes():
     scene = WorldScene("kitchen", [PlacedObject("plate", "white", "large", 12, 2, 2)])
     typical = set(SCENE_BY_NAME["kitchen"].typical_names())
 
-    def typical_share(mode: str) -> float:
-        config = WorldConfig(train_negative_sampling=mode)
+    def typical_share(mode: str, hard: float = 0.0) -> float:
+        config = WorldConfig(train_negative_sampling=mode, hard_negative_rate=hard)
         rng = np.random.default_rng(3)
-        names = [ask_absent(scene, rng, config)[0].split()[3] for _ in range(300)]
+        names = [ask_absent(scene, rng, config)[0].split()[3] for _ in range(600)]
         assert "plate" not in names
         return float(np.mean([n in typical for n in names]))
 
     assert typical_share("adversarial") == 1.0
-    assert typical_share("random") < 0.4
+    random_share = typical_share("random")
+    assert random_share < 0.4
+    # a hard-negative rate h mixes the two: expected share h + (1 - h) * random_share
+    mixed = typical_share("random", hard=0.5)
+    assert abs(mixed - (0.5 + 0.5 * random_share)) < 0.06
 
 
 def test_train_conversation_shape():

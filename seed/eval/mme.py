@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from seed.errors import DataError
+from seed.inputs import check_prompt
 
 MME_HALLUCINATION_SUBTASKS = ("existence", "count", "position", "color")
 MME_ANSWERS = ("yes", "no")
@@ -61,6 +62,7 @@ def _parse_qa_file(path: Path) -> list[tuple[str, str]]:
         question, answer = question.strip(), answer.strip()
         if not question:
             raise DataError(path, "question is empty", field="question", row=line_no)
+        check_prompt(question, path, "question", line_no)
         if answer.lower() not in MME_ANSWERS:
             raise DataError(path, f"answer must be Yes or No, got {answer!r}", field="answer", row=line_no)
         if len(pairs) == 2:
@@ -153,9 +155,13 @@ def mme_subtask_score(
     right_by_image: dict[Any, list[bool]] = {}
     n_other = 0
     for index, row in enumerate(rows_with_predictions):
+        if not isinstance(row, dict):
+            raise DataError(source, f"row must be an object, got {type(row).__name__}", row=index)
         for key in ("answer", "pair_id", "prediction"):
             if key not in row:
                 raise DataError(source, f"missing key '{key}'", field=key, row=index)
+        if isinstance(row["pair_id"], list | dict):
+            raise DataError(source, "must be a string or a number", field="pair_id", row=index)
         label = str(row["answer"]).lower()
         if label not in MME_ANSWERS:
             raise DataError(

@@ -21,6 +21,7 @@ import numpy as np
 
 from seed.errors import DataError, SeedError
 from seed.eval.bootstrap import bootstrap_ci
+from seed.inputs import check_prompt, check_relative_name
 
 POPE_PROMPT_SUFFIX = "\nAnswer the question using a single word or phrase."
 POPE_LABELS = ("yes", "no")
@@ -122,10 +123,11 @@ def _check_unique(path: Path, seen: dict[QuestionId, int], question_id: Question
 def load_pope_questions(path: str | Path) -> list[dict[str, Any]]:
     """Read an official POPE JSONL split: a list of {question_id, image, text, label} in file order.
 
-    `question_id` is an integer or a string and unique; `image` a non-empty file name; `text` the
-    question; `label` exactly "yes" or "no". Extra keys are kept. Raises `DataError` (file, line as
-    `row`, field) on a malformed line, a missing key, a wrong type, a label such as "maybe", or a
-    duplicate question_id.
+    `question_id` is an integer or a string and unique; `image` a non-empty relative file name (no
+    ``..``, not absolute); `text` the question (non-empty, at most `seed.inputs.MAX_PROMPT_CHARS` characters);
+    `label` exactly "yes" or "no". Extra keys are kept. Raises `DataError` (file, line as `row`,
+    field) on a malformed line, a missing key, a wrong type, a label such as "maybe", or a duplicate
+    question_id.
     """
     path = Path(path)
     seen: dict[QuestionId, int] = {}
@@ -133,10 +135,12 @@ def load_pope_questions(path: str | Path) -> list[dict[str, Any]]:
     for line_no, obj in read_jsonl_objects(path):
         question_id = _field(path, line_no, obj, "question_id", (int, str))
         image = _field(path, line_no, obj, "image", (str,))
-        _field(path, line_no, obj, "text", (str,))
+        text = _field(path, line_no, obj, "text", (str,))
         label = _field(path, line_no, obj, "label", (str,))
         if not image:
             raise DataError(path, "image file name is empty", field="image", row=line_no)
+        check_relative_name(image, path, "image", line_no)
+        check_prompt(text, path, "text", line_no)
         if label not in POPE_LABELS:
             raise DataError(path, f"label must be 'yes' or 'no', got {label!r}", field="label", row=line_no)
         _check_unique(path, seen, question_id, line_no)

@@ -1,4 +1,4 @@
-"""Check image files: present, decodable (a corrupt or truncated file fails), RGB-convertible, small enough.
+"""Check image files: present, decodable (a corrupt or truncated file fails), 8-bit RGB-convertible, small enough.
 
 Each file is read once; its bytes are hashed (SHA-256) for the train/eval disjointness check and
 decoded from memory with PIL. Results are cached by path, because POPE, CHAIR and the annotations
@@ -11,6 +11,9 @@ import hashlib
 import io
 from dataclasses import dataclass
 from pathlib import Path
+
+from seed.errors import DataError
+from seed.inputs import check_relative_name, image_mode_problem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
@@ -42,9 +45,10 @@ def inspect_image(path: Path, max_side: int) -> ImageInfo:
             size = image.size
             if max(size) > max_side:
                 return ImageInfo(f"too large: {size[0]}x{size[1]} > {max_side} px", size, digest)
+            mode_problem = image_mode_problem(image.mode)
+            if mode_problem is not None:
+                return ImageInfo(mode_problem, size, digest)
             image.load()
-            if image.mode != "RGB":
-                image.convert("RGB")
     except UnidentifiedImageError:
         return ImageInfo("does not decode (not a recognised image format)", None, digest)
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, ... for broken files
@@ -54,7 +58,7 @@ def inspect_image(path: Path, max_side: int) -> ImageInfo:
 
 def image_rule(where: str, max_side: int) -> str:
     """The words for the image check, e.g. "the image exists under images/eval/, decodes, ..."."""
-    return f"the image exists under {where}/, decodes, converts to RGB, sides <= {max_side} px"
+    return f"the image exists under {where}/, decodes, has an 8-bit RGB form, sides <= {max_side} px"
 
 
 class ImageChecker:
@@ -79,12 +83,9 @@ class ImageChecker:
         """None when ``folder/name`` is a usable image, else "<label>/<name>: <problem>"."""
         if name is None:
             return None  # reported by the column's not-null check
-        if (
-            not isinstance(name, str)
-            or not name.strip()
-            or Path(name).is_absolute()
-            or ".." in Path(name).parts
-        ):
+        try:
+            check_relative_name(name, label, "image")  # no '..', not absolute (POSIX or Windows), no NUL
+        except DataError:
             return f"not a relative image file name: {name!r}"
         info = self.inspect(folder / name)
         return None if info.problem is None else f"{label}/{name}: {info.problem}"

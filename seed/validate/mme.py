@@ -111,7 +111,7 @@ def mme_tables(
         ),
         expect(
             "ExpectColumnValuesToBeNull",
-            f"the image beside each .txt exists, decodes, converts to RGB, sides <= {checker.max_side} px",
+            f"the image beside each .txt exists, decodes, has an 8-bit RGB form, sides <= {checker.max_side} px",
             column="image_problem",
         ),
         expect(

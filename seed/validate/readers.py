@@ -8,6 +8,8 @@ from typing import Any
 
 from seed.validate.report import MAX_SHOWN, Failure
 
+NESTED_TOO_DEEP = "not valid JSON: nested too deep to parse"
+
 
 def display_path(path: Path, base: Path | None) -> str:
     """``path`` relative to ``base`` when it lies under it, else as given."""
@@ -53,6 +55,8 @@ def read_json(path: Path, name: str) -> tuple[Any, list[Failure]]:
             message=f"not valid JSON: {exc.msg} (column {exc.colno})",
         )
         return None, [failure]
+    except RecursionError:
+        return None, [Failure(file=name, expectation="parse_json", message=NESTED_TOO_DEEP, row_kind="")]
 
 
 def read_jsonl(path: Path, name: str) -> tuple[list[tuple[int, dict[str, Any]]], list[Failure]]:
@@ -70,6 +74,9 @@ def read_jsonl(path: Path, name: str) -> tuple[list[tuple[int, dict[str, Any]]],
             value = json.loads(line)
         except json.JSONDecodeError as exc:
             bad_json.append((line_no, exc.msg))
+            continue
+        except RecursionError:
+            bad_json.append((line_no, NESTED_TOO_DEEP))
             continue
         if isinstance(value, dict):
             records.append((line_no, value))

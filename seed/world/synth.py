@@ -81,6 +81,8 @@ class WorldConfig:
     caption_rate: share of training conversations with a caption turn.
     train_negative_sampling: absent objects for training "No" questions, "random" (uniform over absent
     categories) or "adversarial" (absent typical objects of the scene).
+    hard_negative_rate: under "random" sampling, the share of training "No" questions that are about an
+    absent typical object of the scene anyway (0: none; "adversarial" is the same as 1).
     yes_no_form_rate: share of training yes/no questions phrased "... in this image? Please answer
     yes or no." instead of ending with the single-word instruction (instruction-format variety).
     qa_per_image: question turns per training image. seed_questions: questions per SEED image (plus
@@ -104,6 +106,7 @@ class WorldConfig:
     caption_noise_rate: float = 0.3
     caption_rate: float = 0.9
     train_negative_sampling: str = "random"
+    hard_negative_rate: float = 0.0
     qa_per_image: int = 6
     seed_questions: int = 3
     mme_atypical_share: float = 0.5
@@ -138,6 +141,7 @@ class WorldConfig:
             "mme_atypical_share",
             "min_visible",
             "yes_no_form_rate",
+            "hard_negative_rate",
         )
         for name in rates:
             value = getattr(self, name)

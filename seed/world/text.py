@@ -100,12 +100,16 @@ def ask_exists(scene: WorldScene, rng: np.random.Generator, config: WorldConfig)
 def ask_absent(scene: WorldScene, rng: np.random.Generator, config: WorldConfig) -> Turn | None:
     """An absent category -> "No", chosen per config.train_negative_sampling.
 
-    "random": uniform over absent categories (rarely a scene-typical one); "adversarial": a typical
-    object of the scene that is absent (falling back to uniform when all typical ones are present).
+    "random": uniform over absent categories (rarely a scene-typical one), except that a share
+    ``hard_negative_rate`` asks about an absent typical object; "adversarial": always a typical object
+    of the scene that is absent. Both fall back to uniform when all typical objects are present.
     """
     present = set(scene.categories())
     typical_missing = [n for n in SCENE_BY_NAME[scene.kind].typical_names() if n not in present]
-    if config.train_negative_sampling == "adversarial" and typical_missing:
+    hard = config.train_negative_sampling == "adversarial" or (
+        config.hard_negative_rate > 0 and rng.random() < config.hard_negative_rate
+    )
+    if hard and typical_missing:
         name = typical_choice(rng, scene.kind, exclude=present)
     else:
         name = _choice(rng, scene.absent())

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from seed.errors import DataError
+from seed.modeling import ModelConfig, build_model, build_tokenizer
+from seed.vision_pretrain import object_labels, patch_max_logits, pretrain_vision
+
+TINY = ModelConfig(
+    image_size=16,
+    patch_size=8,
+    vision_hidden=16,
+    vision_layers=2,
+    vision_heads=2,
+    text_hidden=16,
+    text_layers=1,
+    text_heads=2,
+    text_intermediate=32,
+)
+
+
+def test_patch_max_logits_matches_a_hand_computation():
+    features = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])  # 1 image, 2 patches, hidden 2
+    weight = torch.tensor([[1.0, 1.0], [1.0, -1.0]])  # 2 categories
+    bias = torch.tensor([0.5, 0.0])
+    # patch scores: cat0 -> 1.5, 2.5; cat1 -> 1.0, -2.0
+    assert torch.equal(patch_max_logits(features, weight, bias), torch.tensor([[2.5, 1.0]]))
+
+
+def _coco(tmp_path, images, annotations):
+    categories = [{"id": 1, "name": "cup"}, {"id": 2, "name": "plate"}, {"id": 3, "name": "fork"}]
+    path = tmp_path / "annotations.json"
+    path.write_text(json.dumps({"images": images, "categories": categories, "annotations": annotations}))
+    return path
+
+
+def test_object_labels_are_multi_hot_and_ignore_evaluation_images(tmp_path):
+    images = [
+        {"id": 0, "file_name": "a.png", "split": "train"},
+        {"id": 1, "file_name": "b.png", "split": "train"},
+        {"id": 2, "file_name": "e.png", "split": "eval"},
+    ]
+    anns = [
+        {"image_id": 0, "category_id": 3},
+        {"image_id": 0, "category_id": 3},
+        {"image_id": 1, "category_id": 1},
+        {"image_id": 2, "category_id": 2},
+    ]
+    labels, names = object_labels(_coco(tmp_path, images, anns), ["b.png", "a.png"])
+    assert names == ["cup", "plate", "fork"]
+    assert labels.tolist() == [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
+    with pytest.raises(DataError, match="e.png"):  # an evaluation image is not a training image
+        object_labels(_coco(tmp_path, images, anns), ["e.png"])
+
+
+def test_object_labels_name_the_file_when_unreadable(tmp_path):
+    path = tmp_path / "annotations.json"
+    path.write_text("{not json")
+    with pytest.raises(DataError, match="annotations.json"):
+        object_labels(path, ["a.png"])
+
+
+def test_pretrain_vision_learns_labels_and_leaves_the_language_side_alone():
+    torch.manual_seed(0)
+    model = build_model(TINY, build_tokenizer(["is there a cup"]), seed=0)
+    # two kinds of image: bright top-left patch <-> category 0, bright bottom-right <-> category 1
+    pixels = torch.full((8, 3, 16, 16), -1.0)
+    labels = torch.zeros(8, 2)
+    pixels[:4, :, :8, :8] = 1.0
+    labels[:4, 0] = 1.0
+    pixels[4:, :, 8:, 8:] = 1.0
+    labels[4:, 1] = 1.0
+    language = {k: v.clone() for k, v in model.model.language_model.state_dict().items()}
+    projector = {k: v.clone() for k, v in model.model.multi_modal_projector.state_dict().items()}
+    history = pretrain_vision(
+        model, pixels, labels, steps=150, batch_size=8, lr=1e-2, feature_layer=-2, seed=0, progress=False
+    )
+    assert len(history) == 150
+    assert history[-1]["loss"] < 0.1 * history[0]["loss"]
+    assert all(torch.equal(v, model.model.language_model.state_dict()[k]) for k, v in language.items())
+    assert all(
+        torch.equal(v, model.model.multi_modal_projector.state_dict()[k]) for k, v in projector.items()
+    )
