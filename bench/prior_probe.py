@@ -20,6 +20,16 @@ from seed.generate import load_model, open_image, prompt_text
 from seed.noise import add_diffusion_noise, sample_seed
 
 
+def auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
+    """Probability that a present object's score beats an absent one's (ties count half).
+
+    scores: (n,) yes-minus-no logits; positive: (n,) bool, True where the object is present.
+    """
+    pos, neg = scores[positive], scores[~positive]
+    wins = (pos[:, None] > neg[None]).float().mean() + 0.5 * (pos[:, None] == neg[None]).float().mean()
+    return float(wins)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="artifacts/base-model")
@@ -31,7 +41,7 @@ def main() -> None:
     tok = processor.tokenizer
     yes_no = [tok.convert_tokens_to_ids("Yes"), tok.convert_tokens_to_ids("No")]
     data = Path(args.data)
-    for split in ("adversarial", "random"):
+    for split in ("adversarial", "popular", "random"):
         questions = load_pope_questions(next((data / "pope").glob(f"*_pope_{split}.json")))[: args.n]
         images = [open_image(data / "images" / "eval" / q["image"]) for q in questions]
         texts = [prompt_text(processor, build_pope_prompt(q["text"])) for q in questions]
@@ -55,7 +65,16 @@ def main() -> None:
                     line += f" | alpha {alpha:g}: F1 {m['f1']:.3f} yes-ratio {m['yes_ratio']:.2f}"
                 print(line)
             preds = ["yes" if y > n else "no" for y, n in clean.tolist()]
-            print(f"  clean decision F1 {pope_metrics(labels, preds)['f1']:.3f}")
+            margin = clean[:, 0] - clean[:, 1]
+            # the best F1 of any threshold on the clean margin: a diagnostic ceiling, tuned on the test
+            ceiling = max(
+                pope_metrics(labels, ["yes" if m > t else "no" for m in margin.tolist()])["f1"]
+                for t in torch.linspace(-3, 3, 61).tolist()
+            )
+            print(
+                f"  clean decision F1 {pope_metrics(labels, preds)['f1']:.3f}, AUC {auc(margin, is_yes):.3f}, "
+                f"best-threshold F1 {ceiling:.3f}"
+            )
 
 
 if __name__ == "__main__":
