@@ -27,6 +27,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/pytest -q -m "not gpu"
 
+## bench: every benchmark once (CPU, float32): writes BENCHMARKS.md and reports/bench.json (~10 min on 2 cores)
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 

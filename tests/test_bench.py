@@ -1,0 +1,274 @@
+"""The pure helpers of bench/: FLOP counts, the power-law fit, target bytes, truncation KL, acceptance."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # bench/ is a folder of the repository, not an installed package
+    sys.path.insert(0, str(ROOT))
+
+from bench.metrics import (  # noqa: E402
+    DecoderShape,
+    VisionShape,
+    decoder_flops,
+    dense_bytes_per_token,
+    fit_exponent,
+    llava_shapes,
+    matmul_flops,
+    projector_flops,
+    renormalised_topk_kl,
+    sparse_bytes_per_token,
+    truncation_kl,
+    vision_flops,
+)
+from bench.report import num, render  # noqa: E402
+from bench.run import acceptance  # noqa: E402
+from seed.purify import SparseTargets, sparsify_targets  # noqa: E402
+
+# ---------------------------------------------------------------------------------------------------
+# FLOP counts
+
+
+def test_matmul_flops_counts_a_multiply_add_as_two():
+    assert matmul_flops(2, 3, 4) == 48
+
+
+def test_decoder_flops_by_hand():
+    # hidden 2, intermediate 3, 1 layer, 1 head of dim 2, vocab 5; one sequence of 2 tokens, 1 logit.
+    shape = DecoderShape(hidden=2, intermediate=3, layers=1, heads=1, kv_heads=1, head_dim=2, vocab=5)
+    # per token: q, o 2*2 each, k, v 2*2 each, gate/up/down 2*3 each -> 34 multiply-adds -> 68 FLOPs;
+    # 2 tokens: 136; attention: QK^T and AV, 2 * (2 * 2 * 2) each -> 32; head: 2 * 2 * 5 -> 20.
+    assert decoder_flops(shape, batch=1, seq=2, logit_positions=1) == 136 + 32 + 20
+    two_layers = DecoderShape(2, 3, 2, 1, 1, 2, 5)
+    assert decoder_flops(two_layers, 1, 2, 1) == 2 * (136 + 32) + 20
+
+
+def test_decoder_flops_is_two_per_weight_per_token_plus_attention():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=50,
+        hidden_size=16,
+        intermediate_size=24,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
+    model = LlamaForCausalLM(config)
+    linear = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear))
+    shape = DecoderShape(16, 24, 2, 4, 2, 4, 50)
+    # One token: every Linear weight once (lm_head included), attention over a sequence of 1.
+    assert decoder_flops(shape, batch=1, seq=1, logit_positions=1) == 2 * linear + 2 * 4 * 4 * 4
+
+
+def test_vision_and_projector_flops_by_hand():
+    shape = VisionShape(hidden=2, intermediate=4, layers=1, patch_size=2, image_size=4, channels=3)
+    # 4 patches of 2x2x3 pixels -> 2: 2*4*12*2 = 192; 5 tokens (CLS) x 2*(4*2*2 + 2*2*4) = 320;
+    # attention 4 * 5 * 5 * 2 = 200.
+    assert vision_flops(shape, images=1) == 192 + 320 + 200
+    assert vision_flops(shape, images=3) == 3 * (192 + 320 + 200)
+    assert projector_flops(vision_hidden=3, text_hidden=2, image_tokens=4) == 2 * 4 * 3 * 2 + 2 * 4 * 2 * 2
+
+
+def test_llava_shapes_read_a_transformers_config():
+    from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
+
+    config = LlavaConfig(
+        vision_config=CLIPVisionConfig(
+            hidden_size=8,
+            intermediate_size=16,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            image_size=16,
+            patch_size=4,
+        ),
+        text_config=LlamaConfig(
+            vocab_size=40,
+            hidden_size=32,
+            intermediate_size=48,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+        ),
+    )
+    vision, decoder = llava_shapes(config)
+    assert vision == VisionShape(8, 16, 2, 4, 16)
+    assert vision.patches == 16
+    assert decoder == DecoderShape(32, 48, 3, 4, 2, 8, 40)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Power-law fit
+
+
+def test_fit_exponent_recovers_an_exact_power_law():
+    slope, prefactor = fit_exponent([1, 2, 4, 8], [3 * x**2 for x in [1, 2, 4, 8]])
+    assert slope == pytest.approx(2.0)
+    assert prefactor == pytest.approx(3.0)
+
+
+def test_fit_exponent_by_hand_least_squares():
+    # log2 x = 0, 1, 2 and log2 y = 0, 1, 3: slope = cov / var = 3 / 2; intercept 4/3 - 3/2 = -1/6 (log2).
+    slope, prefactor = fit_exponent([1, 2, 4], [1, 2, 8])
+    assert slope == pytest.approx(1.5)
+    assert prefactor == pytest.approx(2 ** (-1 / 6))
+
+
+@pytest.mark.parametrize(
+    ("xs", "ys"), [([1], [1]), ([1, 2], [1]), ([1, 0], [1, 2]), ([1, 2], [1, -2]), ([2, 2], [1, 3])]
+)
+def test_fit_exponent_rejects_what_it_cannot_fit(xs, ys):
+    with pytest.raises(ValueError):
+        fit_exponent(xs, ys)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Target bytes and truncation KL
+
+
+def test_bytes_per_token():
+    assert sparse_bytes_per_token(32) == 32 * 4 + 32 * 2 + 4 == 196
+    assert dense_bytes_per_token(32000) == 64000
+    assert sparse_bytes_per_token(32) / dense_bytes_per_token(32000) == pytest.approx(0.0030625)
+
+
+def _sparse(probs: list[float], top_k: int) -> tuple[torch.Tensor, SparseTargets]:
+    p = torch.tensor([probs])
+    log_p = p.log()  # zero probabilities are -inf: outside the support
+    return log_p, sparsify_targets(log_p, p > 0, top_k)
+
+
+def test_truncation_kl_by_hand():
+    log_p, sparse = _sparse([0.5, 0.3, 0.15, 0.05], top_k=2)
+    # kept 0.5, 0.3; tail 0.2 spread as 0.1 on each dropped token:
+    # KL = 0.15 ln(0.15 / 0.1) + 0.05 ln(0.05 / 0.1) (kept terms vanish up to float16 rounding).
+    expected = 0.15 * math.log(1.5) + 0.05 * math.log(0.5)
+    assert truncation_kl(log_p, sparse).item() == pytest.approx(expected, abs=2e-4)
+    # a tail that is already even loses nothing
+    log_p, sparse = _sparse([0.5, 0.3, 0.1, 0.1], top_k=2)
+    assert abs(truncation_kl(log_p, sparse).item()) < 2e-4
+
+
+def test_truncation_kl_is_float16_rounding_when_the_support_fits():
+    log_p, sparse = _sparse([0.5, 0.3, 0.15, 0.05], top_k=4)
+    assert abs(truncation_kl(log_p, sparse).item()) < 1e-5
+
+
+@pytest.mark.parametrize("probs", [[0.6, 0.4, 0.0, 0.0], [0.0, 0.7, 0.3, 0.0]])
+def test_truncation_kl_ignores_padding_slots(probs):
+    # top_k 3 over a support of 2: one padding slot pointing at token 0, which must keep its own value.
+    log_p, sparse = _sparse(probs, top_k=3)
+    assert not sparse.log_probs.isfinite().all()
+    assert abs(truncation_kl(log_p, sparse).item()) < 1e-5
+
+
+def test_renormalised_topk_kl_is_minus_log_kept_mass():
+    _, sparse = _sparse([0.5, 0.3, 0.15, 0.05], top_k=2)
+    assert renormalised_topk_kl(sparse).item() == pytest.approx(-math.log(0.8), rel=1e-5)
+    _, sparse = _sparse([0.5, 0.5], top_k=2)
+    assert renormalised_topk_kl(sparse).item() == 0.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# Acceptance rows and the report
+
+
+def test_acceptance_passes_fails_and_leaves_missing_values_open():
+    results = {
+        "decode": {"seed_merged_vs_base": 0.97, "seed_merged_vs_vcd": 1.5},
+        "memory": {"adapter_teacher_vs_separate_teacher": 0.4},
+        "scaleout": {"two_process_targets_identical": None},
+    }
+    rows = {r["check"]: r["pass"] for r in acceptance(results)}
+    assert rows["decode.seed_merged_vs_base"] is True
+    assert rows["decode.seed_merged_vs_vcd"] is False
+    assert rows["memory.adapter_teacher_vs_separate_teacher"] is True
+    assert rows["purify.batched_vs_naive"] is None
+    assert rows["scaleout.two_process_targets_identical"] is None
+
+
+def test_report_renders_sections_that_did_not_run_or_failed():
+    results = {
+        "environment": {
+            "device": "cpu",
+            "device_name": "test cpu",
+            "dtype": "float32",
+            "quick": True,
+            "torch": "x",
+            "transformers": "y",
+            "python": "3",
+            "threads": 1,
+            "cpu_count": 2,
+            "date": "today",
+            "git_commit": "abc",
+            "git_dirty": False,
+        },
+        "command": "python -m bench.run --only decode",
+        "decode": {"error": "RuntimeError: boom"},
+        "seconds": {"decode": 1.0},
+    }
+    results["acceptance"] = acceptance(results)
+    text = render(results, ROOT / "reports" / "bench.json")
+    assert "**Failed**: `RuntimeError: boom`" in text
+    assert text.count("Not run") == 6
+    assert "`reports/bench.json`" in text
+
+
+def test_num_formats():
+    assert num(None) == "-"
+    assert num(True) == "true"
+    assert num(1234567) == "1,234,567"
+    assert num(0.000123) == "1.23e-04"
+    assert num(0.925) == "0.925"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Vocabulary padding (case (c) of bench/storage.py)
+
+
+def test_padded_rows_keeps_the_rows_and_fills_the_new_ones():
+    from bench.storage import padded_rows
+
+    weight = torch.tensor([[1.0, -2.0], [3.0, 4.5]])
+    out = padded_rows(weight, 5, value=-7.0)
+    assert out.shape == (5, 2)
+    assert torch.equal(out[:2], weight)
+    assert torch.equal(out[2:], torch.full((3, 2), -7.0))
+    assert torch.equal(padded_rows(torch.tensor([0.5, 1.5]), 3), torch.tensor([0.5, 1.5, 0.0]))
+    with pytest.raises(ValueError):
+        padded_rows(weight, 1)
+
+
+def test_pad_vocab_keeps_the_original_logits_and_zeroes_the_new_ones():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from bench.storage import PAD_LOGIT, pad_vocab
+
+    config = LlamaConfig(
+        vocab_size=7,
+        hidden_size=8,
+        intermediate_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        tie_word_embeddings=False,
+    )
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(config).eval()
+    ids = torch.tensor([[1, 4, 6, 2, 0]])
+    with torch.no_grad():
+        before = model(input_ids=ids).logits
+        padded = pad_vocab(model, 20)
+        after = padded(input_ids=ids).logits
+    assert after.shape == (1, 5, 20)
+    torch.testing.assert_close(after[..., :7], before, rtol=0, atol=1e-6)
+    assert torch.equal(after[..., 7:], torch.full((1, 5, 13), PAD_LOGIT))
+    assert padded.config.vocab_size == 20
+    assert padded.get_input_embeddings().weight.shape == (20, 8)
+    assert model.get_output_embeddings().weight.shape == (7, 8)  # the original is left as it was
