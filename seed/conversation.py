@@ -8,11 +8,10 @@ every transformers processor's chat template reads:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from seed.errors import DataError
-from seed.inputs import MAX_ANSWER_CHARS, check_prompt, check_relative_name
+from seed.inputs import MAX_ANSWER_CHARS, check_prompt, check_relative_name, read_json
 
 IMAGE_PLACEHOLDER = "<image>"
 ROLES = {"human": "user", "gpt": "assistant"}
@@ -26,16 +25,7 @@ def load_conversations(path: str | Path, require_answers: bool = True) -> list[d
     every human turn must hold a prompt besides ``<image>`` (see `seed.inputs.check_prompt`).
     """
     path = Path(path)
-    try:
-        records = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except FileNotFoundError as exc:
-        raise DataError(path, "file not found") from exc
-    except OSError as exc:
-        raise DataError(path, f"cannot read file: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(path, f"not UTF-8 text (byte {exc.start})") from exc
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise DataError(path, f"not valid JSON: {exc}") from exc
+    records = read_json(path)
     if not isinstance(records, list):
         raise DataError(path, "top level must be a list of conversation records")
     for row, record in enumerate(records):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import statistics
 import time
@@ -36,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from seed.atomic import write_json as _write_json
 from seed.atomic import write_jsonl as _write_jsonl
 from seed.errors import ConfigError, DataError
-from seed.inputs import DEFAULT_MAX_IMAGE_SIDE, MAX_PROMPT_CHARS, check_relative_name
+from seed.inputs import DEFAULT_MAX_IMAGE_SIDE, MAX_PROMPT_CHARS, check_relative_name, read_json
 from seed.params import check_range
 
 if TYPE_CHECKING:
@@ -384,8 +383,8 @@ def _instances(path: str, mtime_ns: int) -> tuple[dict, dict, list[str]]:
     """(image_id -> object names, image_id -> file_name, category names) of a COCO instances file."""
     from seed.eval.chair import load_coco_instances
 
-    objects = load_coco_instances(path)
-    data = json.loads(Path(path).read_bytes().decode("utf-8-sig"))
+    data = read_json(path)
+    objects = load_coco_instances(path, data)  # validates the structure read below
     files = {}
     for index, image in enumerate(data["images"]):
         check_relative_name(image.get("file_name"), path, "images.file_name", index)
@@ -412,7 +411,7 @@ def chair_image_list(paths: BenchmarkPaths, config: EvaluateConfig) -> list[dict
 
     if paths.chair_images_file is not None:
         path = paths.chair_images_file
-        listing = _read_json(path)
+        listing = read_json(path)
         if not isinstance(listing, list):
             raise DataError(path, "expected a list of {image_id, file_name}")
         for row, item in enumerate(listing):
@@ -431,23 +430,9 @@ def chair_image_list(paths: BenchmarkPaths, config: EvaluateConfig) -> list[dict
     return [{"image_id": i, "file_name": files[i]} for i in ids]
 
 
-def _read_json(path: Path) -> Any:
-    """A JSON file's value; `DataError` naming the file when it is missing, not UTF-8 or not JSON."""
-    try:
-        return json.loads(Path(path).read_bytes().decode("utf-8-sig"))
-    except FileNotFoundError as exc:
-        raise DataError(path, "file not found") from exc
-    except OSError as exc:
-        raise DataError(path, f"cannot read file: {exc.strerror or exc}") from exc
-    except UnicodeDecodeError as exc:
-        raise DataError(path, f"not UTF-8 text (byte {exc.start})") from exc
-    except (ValueError, RecursionError) as exc:
-        raise DataError(path, f"not valid JSON: {exc}") from exc
-
-
 def load_mme_meta(path: Path) -> dict[str, dict]:
     """The world's ``mme/meta.json``: ``"<subtask>/<file>" -> {"object", "atypical", ...}``."""
-    meta = _read_json(path)
+    meta = read_json(path)
     if not isinstance(meta, dict):
         raise DataError(path, "expected a JSON object of '<subtask>/<file>' -> {object, atypical}")
     for key, info in meta.items():
@@ -462,7 +447,7 @@ def load_world_annotations(path: Path) -> dict[str, list[dict]]:
     Categories need ``id``, ``name`` and ``colour``; images ``id`` and ``file_name``; annotations
     ``image_id``, a known ``category_id`` and ``colour``. `DataError` names the list, index and key.
     """
-    data = _read_json(path)
+    data = read_json(path)
     if not isinstance(data, dict):
         raise DataError(path, "expected a JSON object with images, annotations and categories")
     wanted = {

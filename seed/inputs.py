@@ -15,8 +15,10 @@ data folder, or a model run out of memory.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 from seed.errors import DataError
 
@@ -35,6 +37,25 @@ RGB_CONVERTIBLE_MODES = frozenset({"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RG
 
 # A plain file name such as "COCO_val2014_000000310196.jpg": no separator, no leading dot.
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+
+
+def read_json(path: str | Path) -> Any:
+    """The value of a JSON file (a UTF-8 byte-order mark is allowed).
+
+    Raises `DataError` naming the file when it is missing, unreadable, not UTF-8, not JSON or nested
+    too deeply to parse.
+    """
+    path = Path(path)
+    try:
+        return json.loads(path.read_bytes().decode("utf-8-sig"))
+    except FileNotFoundError as exc:
+        raise DataError(path, "file not found") from exc
+    except OSError as exc:
+        raise DataError(path, f"cannot read file: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(path, f"not UTF-8 text (byte {exc.start})") from exc
+    except (ValueError, RecursionError) as exc:
+        raise DataError(path, f"not valid JSON: {exc}") from exc
 
 
 def check_relative_name(name: object, source: str | Path, field: str, row: int | None = None) -> str:

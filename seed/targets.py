@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from seed.atomic import write_atomic
 from seed.errors import DataError
+from seed.inputs import read_json
 from seed.purify import SparseTargets
 
 if TYPE_CHECKING:
@@ -417,12 +418,7 @@ def read_manifest(folder: str | Path, verify_hashes: bool = True) -> TargetManif
     manifest_path = folder / MANIFEST_NAME
     if not manifest_path.is_file():
         raise DataError(manifest_path, "target manifest not found")
-    try:
-        data = json.loads(manifest_path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise DataError(manifest_path, f"cannot read file: {exc.strerror or exc}") from exc
-    except (ValueError, RecursionError) as exc:  # JSON syntax, not UTF-8, or nested too deep
-        raise DataError(manifest_path, f"not valid JSON: {exc}") from exc
+    data = read_json(manifest_path)
     if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
         raise DataError(manifest_path, f"expected format {MANIFEST_FORMAT!r}", field="format")
     shards = data.get("shards")

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 from seed.conversation import IMAGE_PLACEHOLDER, load_conversations
 from seed.errors import ConfigError, DataError, SeedError
 from seed.identify import CONFIDENCE_METHODS
+from seed.inputs import read_json
 from seed.params import check_range
 
 if TYPE_CHECKING:
@@ -420,10 +421,7 @@ def read_sidecar(shard_path: Path) -> dict[str, Any]:
     path = sidecar_path(shard_path)
     if not path.is_file():
         raise DataError(path, "samples sidecar of the shard not found")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"not valid JSON: {exc}") from exc
+    data = read_json(path)
     if not isinstance(data, dict) or data.get("format") != SAMPLES_FORMAT:
         raise DataError(path, f"expected format {SAMPLES_FORMAT!r}", field="format")
     samples = data.get("samples")

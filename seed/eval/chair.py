@@ -14,13 +14,13 @@ synonyms, which are always matched before single words.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from seed.errors import DataError
+from seed.inputs import read_json
 
 _WORD = re.compile(r"[^\W_]+")
 
@@ -208,20 +208,18 @@ def _id(path: Path, entry: Any, key: str, field: str, index: int) -> ImageId:
     return value
 
 
-def load_coco_instances(path: str | Path) -> dict[ImageId, set[str]]:
+def load_coco_instances(path: str | Path, data: Any = None) -> dict[ImageId, set[str]]:
     """Read a COCO instances file into image_id -> set of category names present.
 
     Every image of "images" appears, with an empty set when it has no annotation. Works for COCO's
-    instances_*.json and for a world's annotations.json. Raises `DataError` (file, field, index as
-    `row`) on unreadable JSON, missing lists, or an annotation naming an unknown image or category.
+    instances_*.json and for a world's annotations.json. ``data``: the file's already parsed value,
+    if the caller has it (``path`` then only names the file in errors). Raises `DataError` (file,
+    field, index as `row`) on unreadable JSON, missing lists, or an annotation naming an unknown image
+    or category.
     """
     path = Path(path)
-    try:
-        data = json.loads(path.read_bytes().decode("utf-8-sig"))
-    except OSError as exc:
-        raise DataError(path, f"cannot read file: {exc.strerror or exc}") from exc
-    except (ValueError, RecursionError) as exc:
-        raise DataError(path, f"not a valid JSON file ({exc})") from exc
+    if data is None:
+        data = read_json(path)
     if not isinstance(data, dict):
         raise DataError(path, "expected a JSON object with images, annotations and categories")
     names: dict[ImageId, str] = {}
