@@ -62,7 +62,10 @@ def main() -> None:
                     s = (1 + alpha) * clean - alpha * noised
                     preds = ["yes" if y > n else "no" for y, n in s.tolist()]
                     m = pope_metrics(labels, preds)
-                    line += f" | alpha {alpha:g}: F1 {m['f1']:.3f} yes-ratio {m['yes_ratio']:.2f}"
+                    line += (
+                        f" | alpha {alpha:g}: F1 {m['f1']:.3f} yes-ratio {m['yes_ratio']:.2f}"
+                        f" AUC {auc(s[:, 0] - s[:, 1], is_yes):.3f}"
+                    )
                 print(line)
             preds = ["yes" if y > n else "no" for y, n in clean.tolist()]
             margin = clean[:, 0] - clean[:, 1]
@@ -71,9 +74,10 @@ def main() -> None:
                 pope_metrics(labels, ["yes" if m > t else "no" for m in margin.tolist()])["f1"]
                 for t in torch.linspace(-3, 3, 61).tolist()
             )
+            decision = pope_metrics(labels, preds)
             print(
-                f"  clean decision F1 {pope_metrics(labels, preds)['f1']:.3f}, AUC {auc(margin, is_yes):.3f}, "
-                f"best-threshold F1 {ceiling:.3f}"
+                f"  clean decision F1 {decision['f1']:.3f} yes-ratio {decision['yes_ratio']:.2f}, "
+                f"AUC {auc(margin, is_yes):.3f}, best-threshold F1 {ceiling:.3f}"
             )
 
 
