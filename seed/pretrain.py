@@ -20,9 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from seed.conversation import load_conversations, to_messages
-from seed.errors import DataError
+from seed.errors import ConfigError, DataError
 from seed.modeling import ModelConfig
 from seed.params import check_range
+from seed.teacher import check_runtime
 
 SECTION = "pretrain"
 
@@ -42,6 +43,9 @@ class PretrainConfig:
     vision_steps: int = 0  # stage 0: object recognition on the training images (seed/vision_pretrain.py)
     vision_lr: float = 1e-3
     vision_batch_size: int = 64
+    vision_align: bool = False  # stage 0 scores categories by cosine to their name's word embedding
+    device: str = "cpu"  # where training runs ("cuda" for a long pretraining on a GPU)
+    dtype: str = "float32"  # "bfloat16": autocast on the device; the weights stay float32
     model: ModelConfig = field(default_factory=ModelConfig)
 
     def __post_init__(self) -> None:
@@ -57,6 +61,11 @@ class PretrainConfig:
         check_range(SECTION, "vision_steps", self.vision_steps, lo=0)
         check_range(SECTION, "vision_lr", self.vision_lr, lo=0, hi=1, lo_open=True)
         check_range(SECTION, "vision_batch_size", self.vision_batch_size, lo=1)
+        if not isinstance(self.vision_align, bool):
+            raise ConfigError(f"{SECTION}.vision_align = {self.vision_align!r} must be true or false")
+        check_runtime(SECTION, self.dtype, self.device)
+        if self.dtype == "float16":
+            raise ConfigError(f"{SECTION}.dtype = 'float16' is not supported for training; use 'bfloat16'")
 
 
 def collect_texts(data_dir: Path) -> list[str]:
@@ -175,16 +184,26 @@ def pretrain(
     records = load_conversations(data_dir / "train" / "conversations.json", require_answers=True)
     tokenizer = build_tokenizer(collect_texts(data_dir))
     processor = build_processor(tokenizer, config.model)
-    model = build_model(config.model, tokenizer, seed=config.seed)
+    model = build_model(config.model, tokenizer, seed=config.seed).to(config.device)
 
     n_img = config.model.num_image_tokens
     encoded = encode_conversations(tokenizer, [to_messages(r["conversations"]) for r in records], n_img)
-    pixels = load_pixels(processor, [data_dir / "images" / "train" / r["image"] for r in records])
+    image_paths = [data_dir / "images" / "train" / r["image"] for r in records]
+    pixels = load_pixels(processor, image_paths).to(config.device)
     vision_history: list[dict] = []
     if config.vision_steps:
         from seed.vision_pretrain import object_labels, pretrain_vision
 
-        labels, _ = object_labels(data_dir / "annotations.json", [r["image"] for r in records])
+        labels, categories = object_labels(data_dir / "annotations.json", [r["image"] for r in records])
+        labels = labels.to(config.device)
+        word_ids = None
+        if config.vision_align:
+            word_ids = [tokenizer.convert_tokens_to_ids(name) for name in categories]
+            unknown = [n for n, i in zip(categories, word_ids, strict=True) if i == tokenizer.unk_token_id]
+            if unknown:
+                raise DataError(
+                    data_dir / "annotations.json", f"category names not in the vocabulary: {unknown}"
+                )
         vision_history = pretrain_vision(
             model,
             pixels,
@@ -195,6 +214,7 @@ def pretrain(
             feature_layer=max(config.model.vision_feature_layer, -config.model.vision_layers),
             seed=config.seed,
             progress=progress,
+            word_ids=word_ids,
         )
 
     generator = torch.Generator().manual_seed(config.seed)
@@ -231,7 +251,14 @@ def pretrain(
             attention[row, : len(ids)] = 1
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
-        out = model(input_ids=input_ids, attention_mask=attention, pixel_values=pixels[idx], labels=labels)
+        device = config.device
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16, enabled=config.dtype == "bfloat16"):
+            out = model(
+                input_ids=input_ids.to(device),
+                attention_mask=attention.to(device),
+                pixel_values=pixels[idx],
+                labels=labels.to(device),
+            )
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
         optimizer.step()
@@ -242,7 +269,7 @@ def pretrain(
         bar.set_postfix(loss=f"{ema:.3f}")
     seconds = time.perf_counter() - start
 
-    model.eval()
+    model.to("cpu").eval()
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)

@@ -8,6 +8,12 @@ Only training images and their annotations are used; evaluation images are never
 
 A category's logit is the maximum over patches of a linear score, so a small object in one patch is
 as visible as a large one (multiple-instance pooling).
+
+With ``align`` the linear score is replaced by the cosine between the *projected* patch feature and
+the category name's word embedding (times a learned scale), and the projector and the embeddings
+train with the tower: image and text then start the LLaVA stage in one shared space, as CLIP's image
+and text towers do. Without it the language model has to discover which image feature answers which
+word, and in a few hundred steps on these cores it does not (LOG.md, session 4).
 """
 
 from __future__ import annotations
@@ -56,6 +62,20 @@ def patch_max_logits(features: Any, weight: Any, bias: Any) -> Any:
     return (features @ weight.T + bias).amax(dim=1)
 
 
+def aligned_max_logits(projected: Any, embeddings: Any, scale: Any, bias: Any) -> Any:
+    """Category logits from the cosine of projected patch features and category word embeddings.
+
+    projected: (batch, patches, text_hidden), the projector's output; embeddings: (categories,
+    text_hidden), the embedding rows of the category names; scale: scalar; bias: (categories,).
+    Returns (batch, categories): ``max_p scale * cos(projected[:, p], embeddings[c]) + bias[c]``.
+    """
+    import torch
+
+    z = torch.nn.functional.normalize(projected, dim=-1)
+    e = torch.nn.functional.normalize(embeddings, dim=-1)
+    return (scale * z @ e.T + bias).amax(dim=1)
+
+
 def pretrain_vision(
     model: Any,
     pixels: Any,
@@ -66,12 +86,16 @@ def pretrain_vision(
     feature_layer: int,
     seed: int,
     progress: bool = True,
+    word_ids: Any = None,
 ) -> list[dict]:
     """Train ``model``'s vision tower on multi-label object recognition; returns the loss history.
 
     pixels: (n, 3, H, W) normalised images; labels: (n, categories) multi-hot. The tower's
     ``feature_layer`` hidden state (patch tokens, class token dropped) feeds a linear head that is
     thrown away afterwards. The projector and the language model are not touched.
+
+    word_ids: (categories,) token ids of the category names: score by ``aligned_max_logits`` and
+    train the projector and the input embeddings too (only the linear head's bias is kept).
     """
     import torch
     from tqdm import tqdm
@@ -83,7 +107,13 @@ def pretrain_vision(
     with torch.no_grad():
         head.weight.normal_(0.0, hidden**-0.5, generator=generator)
         head.bias.fill_(-2.0)  # most categories are absent from most images
+    head.to(pixels.device)
     params = list(tower.parameters()) + list(head.parameters())
+    if word_ids is not None:
+        projector, embeddings = model.model.multi_modal_projector, model.get_input_embeddings()
+        scale = torch.nn.Parameter(torch.tensor(10.0, device=pixels.device))
+        params += list(projector.parameters()) + list(embeddings.parameters()) + [scale]
+        word_ids = torch.as_tensor(word_ids, device=pixels.device)
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     tower.train()
     history: list[dict] = []
@@ -93,7 +123,10 @@ def pretrain_vision(
         idx = torch.randint(len(pixels), (batch_size,), generator=generator)
         out = tower(pixels[idx], output_hidden_states=True)
         features = out.hidden_states[feature_layer][:, 1:]
-        logits = patch_max_logits(features, head.weight, head.bias)
+        if word_ids is None:
+            logits = patch_max_logits(features, head.weight, head.bias)
+        else:
+            logits = aligned_max_logits(projector(features), embeddings.weight[word_ids], scale, head.bias)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels[idx])
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -87,6 +88,16 @@ def test_pretrain_saves_a_loadable_model_and_is_reproducible(world, tmp_path):
     assert len(losses) == 3 and all(row["loss"] > 0 for row in losses)
 
 
+def test_bfloat16_autocast_trains_and_saves_float32_weights(world, tmp_path):
+    config = PretrainConfig(
+        steps=2, batch_size=4, warmup_steps=1, dtype="bfloat16", model=TINY_MODEL | {"image_size": 32}
+    )
+    summary = pretrain(world, tmp_path / "m", config, progress=False)
+    weights = load_file(tmp_path / "m" / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float32}
+    assert math.isfinite(summary["final_loss_ema"]) and summary["final_loss_ema"] > 0
+
+
 def test_learning_rate_warms_up_then_decays():
     config = PretrainConfig(steps=100, warmup_steps=10, lr=1e-3)
     assert lr_at(0, config) == pytest.approx(1e-4)
@@ -96,7 +107,16 @@ def test_learning_rate_warms_up_then_decays():
 
 
 @pytest.mark.parametrize(
-    ("field", "value"), [("steps", 0), ("lr", 0.0), ("batch_size", 0), ("grad_clip", 0.0)]
+    ("field", "value"),
+    [
+        ("steps", 0),
+        ("lr", 0.0),
+        ("batch_size", 0),
+        ("grad_clip", 0.0),
+        ("device", "gpu"),
+        ("dtype", "int8"),
+        ("dtype", "float16"),
+    ],
 )
 def test_config_rejects_out_of_range_values_naming_the_key(field, value):
     with pytest.raises(ConfigError, match=f"pretrain.{field}"):

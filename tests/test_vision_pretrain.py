@@ -7,7 +7,7 @@ import torch
 
 from seed.errors import DataError
 from seed.modeling import ModelConfig, build_model, build_tokenizer
-from seed.vision_pretrain import object_labels, patch_max_logits, pretrain_vision
+from seed.vision_pretrain import aligned_max_logits, object_labels, patch_max_logits, pretrain_vision
 
 TINY = ModelConfig(
     image_size=16,
@@ -28,6 +28,15 @@ def test_patch_max_logits_matches_a_hand_computation():
     bias = torch.tensor([0.5, 0.0])
     # patch scores: cat0 -> 1.5, 2.5; cat1 -> 1.0, -2.0
     assert torch.equal(patch_max_logits(features, weight, bias), torch.tensor([[2.5, 1.0]]))
+
+
+def test_aligned_max_logits_matches_a_hand_computation():
+    projected = torch.tensor([[[3.0, 0.0], [1.0, 1.0]]])  # 1 image, 2 patches, text hidden 2
+    embeddings = torch.tensor([[2.0, 0.0], [0.0, 5.0]])  # category words along x and along y
+    bias = torch.tensor([0.5, -1.0])
+    # cosines: cat0 -> 1, 1/sqrt2; cat1 -> 0, 1/sqrt2; times scale 10, plus bias, max over patches
+    expected = torch.tensor([[10.5, 10 / 2**0.5 - 1]])
+    assert torch.allclose(aligned_max_logits(projected, embeddings, 10.0, bias), expected)
 
 
 def _coco(tmp_path, images, annotations):
@@ -84,3 +93,45 @@ def test_pretrain_vision_learns_labels_and_leaves_the_language_side_alone():
     assert all(
         torch.equal(v, model.model.multi_modal_projector.state_dict()[k]) for k, v in projector.items()
     )
+
+
+def test_aligned_stage_trains_projector_and_category_words_but_not_the_decoder():
+    torch.manual_seed(0)
+    tokenizer = build_tokenizer(["is there a cup or a fork"])
+    model = build_model(TINY, tokenizer, seed=0)
+    pixels = torch.full((8, 3, 16, 16), -1.0)
+    labels = torch.zeros(8, 2)
+    pixels[:4, :, :8, :8] = 1.0
+    labels[:4, 0] = 1.0
+    pixels[4:, :, 8:, 8:] = 1.0
+    labels[4:, 1] = 1.0
+    word_ids = [tokenizer.convert_tokens_to_ids(w) for w in ("cup", "fork")]
+    decoder = {k: v.clone() for k, v in model.model.language_model.state_dict().items() if "embed" not in k}
+    projector = {k: v.clone() for k, v in model.model.multi_modal_projector.state_dict().items()}
+    words = model.get_input_embeddings().weight[word_ids].detach().clone()
+    history = pretrain_vision(
+        model,
+        pixels,
+        labels,
+        steps=200,
+        batch_size=8,
+        lr=3e-3,
+        feature_layer=-2,
+        seed=0,
+        progress=False,
+        word_ids=word_ids,
+    )
+    assert history[-1]["loss"] < 0.2 * history[0]["loss"]
+    state = model.model.language_model.state_dict()
+    assert all(torch.equal(v, state[k]) for k, v in decoder.items())
+    assert not torch.equal(words, model.get_input_embeddings().weight[word_ids])
+    assert any(
+        not torch.equal(v, model.model.multi_modal_projector.state_dict()[k]) for k, v in projector.items()
+    )
+    # the image now points at its category's word: cosine of the projected bright patch to each word
+    with torch.no_grad():
+        hidden = model.model.vision_tower(pixels[[0, 4]], output_hidden_states=True).hidden_states[-2][:, 1:]
+        logits = aligned_max_logits(
+            model.model.multi_modal_projector(hidden), model.get_input_embeddings().weight[word_ids], 1.0, 0.0
+        )
+    assert logits[0, 0] > logits[0, 1] and logits[1, 1] > logits[1, 0]
