@@ -16,6 +16,7 @@ base weights, so the model costs one plain forward per token.
 
 from __future__ import annotations
 
+import json
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -186,6 +187,13 @@ def save_adapter(peft_model: Any, out_dir: str | Path) -> Path:
     """Write the adapter in standard PEFT format (adapter_config.json + adapter_model.safetensors)."""
     out_dir = Path(out_dir)
     peft_model.save_pretrained(out_dir, safe_serialization=True)
+    # peft keeps target_modules as a set and writes it in hash order, which changes between
+    # processes; sorted, the same adapter gives the same bytes (and DVC hash) on every run
+    config_path = out_dir / "adapter_config.json"
+    config = json.loads(config_path.read_text())
+    if isinstance(config.get("target_modules"), list):
+        config["target_modules"] = sorted(config["target_modules"])
+        config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     return out_dir
 
 

@@ -639,7 +639,9 @@ def distill(
         try:
             save_adapter(peft_model, tmp)
             _write_json(tmp / LOSSES_NAME, losses)
-            _write_json(tmp / SUMMARY_NAME, summary)
+            _write_json(
+                tmp / SUMMARY_NAME, {k: v for k, v in summary.items() if k != "seconds"}
+            )  # stable bytes
             _replace_dir(tmp, out_dir)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -672,7 +672,9 @@ def build_targets(
         "seconds": round(time.perf_counter() - start_time, 3),
     }
     if procs.is_main:
-        write_manifest(out_dir, names, meta)
+        # the seconds are returned, not written: the targets folder's content hash (DVC) must be a
+        # function of model, data, config and code, so a rerun with nothing changed gives the same bytes
+        write_manifest(out_dir, names, {k: v for k, v in meta.items() if k != "seconds"})
     procs.barrier()  # the manifest is on disk before any process returns
     return meta
 

@@ -126,7 +126,11 @@ def test_distill_writes_adapter_losses_and_summary(trained, targets, llava):
     names = {p.name for p in out.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "losses.json", "summary.json"} <= names
     losses = json.loads((out / "losses.json").read_text())
-    assert json.loads((out / "summary.json").read_text()) == summary
+    # everything but the seconds: the folder's bytes must not depend on how long the run took
+    assert json.loads((out / "summary.json").read_text()) == {
+        k: v for k, v in summary.items() if k != "seconds"
+    }
+    assert summary["seconds"] > 0
     samples, _ = load_targets(targets)
     assert summary["samples"] == len(samples) and summary["steps"] == len(losses) == CONFIG.epochs
     assert summary["tokens_seen"] == CONFIG.epochs * sum(s.targets.indices.shape[0] for s in samples)

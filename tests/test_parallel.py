@@ -159,7 +159,8 @@ def test_two_processes_give_the_same_targets_and_training(one_process, world, ll
         assert result["meta"]["processes"] == 2 and result["meta"]["counts"] == meta_1["counts"]
     # distill: same steps, tokens and loss curve, within the stated tolerance
     summaries = [r["summary"] for r in results]
-    assert summaries[0] == json.loads((root / "adapter" / "summary.json").read_text())
+    on_disk = json.loads((root / "adapter" / "summary.json").read_text())
+    assert on_disk == {k: v for k, v in summaries[0].items() if k != "seconds"}  # no run time on disk
     assert all(s["processes"] == 2 and s["steps"] == summary_1["steps"] == 8 for s in summaries)
     assert summaries[0]["tokens_seen"] == summary_1["tokens_seen"]
     losses_1 = json.loads((adapter_1 / "losses.json").read_text())
