@@ -1,7 +1,7 @@
-"""SEED ablations of issue 3: one round per setting, POPE F1 under greedy decoding, as a markdown table.
+"""SEED ablations of issue 3: one round per setting, POPE F1 and CHAIR under greedy decoding, as a table.
 
 Each row runs `seed purify` and `seed distill` with one setting changed from params.yaml's defaults and
-evaluates the merged model on POPE (random, popular, adversarial); the "2 rounds" row starts a second
+evaluates the merged model on POPE (random, popular, adversarial) and CHAIR; the "2 rounds" row starts a second
 round from the default row's merged model. The base model is evaluated once, in the same run.
 
     python bench/ablations.py [--model artifacts/base-model] [--data data] [--workdir /tmp/ablations]
@@ -41,13 +41,26 @@ def pope_row(reports: Path) -> dict:
     metrics = json.loads((reports / "metrics.json").read_text())
     method = "seed" if "seed" in metrics["pope"] else "base"
     pope = metrics["pope"][method]
+    chair = metrics["chair"][method]
     return {split: round(pope[split]["f1"], 4) for split in ("random", "popular", "adversarial")} | {
-        "adv_yes_ratio": round(pope["adversarial"]["yes_ratio"], 4)
+        "adv_yes_ratio": round(pope["adversarial"]["yes_ratio"], 4),
+        "chair_s": round(chair["chair_s"], 4),
+        "chair_i": round(chair["chair_i"], 4),
     }
 
 
 def evaluate(model: Path, data: Path, out: Path, adapter: Path | None = None) -> dict:
-    args = ["eval", "--model", str(model), "--data", str(data), "--out", str(out), "--benchmarks", "pope"]
+    args = [
+        "eval",
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--benchmarks",
+        "pope,chair",
+    ]
     args += ["--methods", "seed" if adapter else "base"] + (["--adapter", str(adapter)] if adapter else [])
     seed_cli(*args)
     return pope_row(out)
@@ -86,14 +99,14 @@ def main() -> None:
             rows[name] = one_round(name, model, data, work, SETTINGS[name])
         (work / "ablations.json").write_text(json.dumps(rows, indent=2) + "\n")
     lines = [
-        "| setting | POPE rand F1 | pop F1 | adv F1 | adv yes-ratio | purify s | distill s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| setting | POPE rand F1 | pop F1 | adv F1 | adv yes-ratio | CHAIR_s | CHAIR_i | purify s | distill s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in rows.items():
         times = f"{r.get('purify_s', '')} | {r.get('distill_s', '')}"
         lines.append(
             f"| {name} | {r['random']:.3f} | {r['popular']:.3f} | {r['adversarial']:.3f} | "
-            f"{r['adv_yes_ratio']:.3f} | {times} |"
+            f"{r['adv_yes_ratio']:.3f} | {r['chair_s']:.3f} | {r['chair_i']:.3f} | {times} |"
         )
     table = "\n".join(lines)
     (work / "ablations.md").write_text(table + "\n")
