@@ -32,30 +32,19 @@ import torch
 from tqdm import tqdm
 
 from seed.conversation import load_conversations, to_messages
+from seed.eval.pope import ranking_auc
 from seed.modeling import build_model, build_processor, build_tokenizer
-from seed.pretrain import PretrainConfig, collect_texts, encode_conversations, load_pixels, lr_at
-from seed.vision_pretrain import object_labels, patch_max_logits
-
-
-def aligned_logits(features, projector, embeddings, word_ids, scale, bias):
-    """Category logits from the cosine of projected patch features and category word embeddings.
-
-    features: (batch, patches, hidden); embeddings: (vocab, text_hidden); word_ids: (categories,);
-    scale: scalar; bias: (categories,). Returns (batch, categories): the maximum over patches of
-    ``scale * cos(projector(f_p), E[word_c]) + bias_c``.
-    """
-    z = torch.nn.functional.normalize(projector(features), dim=-1)
-    e = torch.nn.functional.normalize(embeddings[word_ids], dim=-1)
-    return (scale * z @ e.T + bias).amax(dim=1)
-
-
-def pope_auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
-    """Share of (present, absent) pairs that the scores order correctly. scores, positive: (n,)."""
-    return float((scores[positive][:, None] > scores[~positive][None]).float().mean())
+from seed.pretrain import PretrainConfig, collate, collect_texts, encode_conversations, load_pixels, lr_at
+from seed.vision_pretrain import aligned_max_logits, object_labels, patch_max_logits
 
 
 def vision_stage(model, tokenizer, pixels, labels, categories, args, feature_layer):
-    """Stage 0: multi-label object recognition on the training images; returns the scoring function."""
+    """Stage 0: multi-label object recognition on the training images; returns the scoring function.
+
+    The same objective as ``seed.vision_pretrain.pretrain_vision`` (same scores), kept here because the
+    tower-only diagnostic needs the trained head, and because this script's random streams (batch
+    sampler seeded 1, head drawn from the global generator) are the ones that produced the LOG rows.
+    """
     tower = model.model.vision_tower
     hidden = tower.config.hidden_size
     head = torch.nn.Linear(hidden, labels.shape[1])
@@ -71,7 +60,7 @@ def vision_stage(model, tokenizer, pixels, labels, categories, args, feature_lay
         params += list(projector.parameters()) + list(embeddings.parameters()) + [scale]
 
         def score(f):
-            return aligned_logits(f, projector, embeddings.weight, word_ids, scale, head.bias)
+            return aligned_max_logits(projector(f), embeddings.weight[word_ids], scale, head.bias)
     else:
 
         def score(f):
@@ -113,7 +102,7 @@ def tower_only_auc(model, processor, data: Path, score, categories, feature_laye
         asked = [re.search(r"Is there an? (.+?) in the image", q["text"]).group(1) for q in questions]
         scores = torch.tensor([logits[i, categories.index(name)].item() for i, name in enumerate(asked)])
         positive = torch.tensor([q["label"] == "yes" for q in questions])
-        print(f"tower-only AUC {split} {pope_auc(scores, positive):.3f}", flush=True)
+        print(f"tower-only AUC {split} {ranking_auc(scores, positive):.3f}", flush=True)
 
 
 def main() -> None:
@@ -170,15 +159,7 @@ def main() -> None:
             order, cursor = torch.randperm(len(encoded), generator=generator), 0
         idx = order[cursor : cursor + config.batch_size].tolist()
         cursor += config.batch_size
-        length = max(len(encoded[i][0]) for i in idx)
-        input_ids = torch.full((len(idx), length), tokenizer.pad_token_id)
-        targets = torch.full((len(idx), length), -100)
-        attention = torch.zeros((len(idx), length), dtype=torch.long)
-        for row, i in enumerate(idx):
-            ids, labs = encoded[i]
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            targets[row, : len(labs)] = torch.tensor(labs)
-            attention[row, : len(ids)] = 1
+        input_ids, targets, attention = collate([encoded[i] for i in idx], tokenizer.pad_token_id)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
         out = model(input_ids=input_ids, attention_mask=attention, pixel_values=pixels[idx], labels=targets)

@@ -15,19 +15,9 @@ from pathlib import Path
 
 import torch
 
-from seed.eval.pope import build_pope_prompt, load_pope_questions, pope_metrics
+from seed.eval.pope import build_pope_prompt, load_pope_questions, pope_metrics, ranking_auc
 from seed.generate import load_model, open_image, prompt_text
 from seed.noise import add_diffusion_noise, sample_seed
-
-
-def auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
-    """Probability that a present object's score beats an absent one's (ties count half).
-
-    scores: (n,) yes-minus-no logits; positive: (n,) bool, True where the object is present.
-    """
-    pos, neg = scores[positive], scores[~positive]
-    wins = (pos[:, None] > neg[None]).float().mean() + 0.5 * (pos[:, None] == neg[None]).float().mean()
-    return float(wins)
 
 
 def main() -> None:
@@ -64,7 +54,7 @@ def main() -> None:
                     m = pope_metrics(labels, preds)
                     line += (
                         f" | alpha {alpha:g}: F1 {m['f1']:.3f} yes-ratio {m['yes_ratio']:.2f}"
-                        f" AUC {auc(s[:, 0] - s[:, 1], is_yes):.3f}"
+                        f" AUC {ranking_auc(s[:, 0] - s[:, 1], is_yes):.3f}"
                     )
                 print(line)
             preds = ["yes" if y > n else "no" for y, n in clean.tolist()]
@@ -77,7 +67,7 @@ def main() -> None:
             decision = pope_metrics(labels, preds)
             print(
                 f"  clean decision F1 {decision['f1']:.3f} yes-ratio {decision['yes_ratio']:.2f}, "
-                f"AUC {auc(margin, is_yes):.3f}, best-threshold F1 {ceiling:.3f}"
+                f"AUC {ranking_auc(margin, is_yes):.3f}, best-threshold F1 {ceiling:.3f}"
             )
 
 

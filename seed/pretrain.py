@@ -157,6 +157,26 @@ def load_pixels(processor, paths: list[Path], batch: int = 256):
     return torch.cat(chunks)
 
 
+def collate(rows: list[tuple[list[int], list[int]]], pad_id: int):
+    """Right-padded batch of encoded conversations: ``(input_ids, labels, attention_mask)``.
+
+    rows: [(input_ids, labels)] as ``encode_conversations`` returns them. Each output is a long tensor
+    of shape (len(rows), longest row); padding is ``pad_id`` in the ids, -100 in the labels, 0 in
+    the mask.
+    """
+    import torch
+
+    length = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), length), -100, dtype=torch.long)
+    attention = torch.zeros((len(rows), length), dtype=torch.long)
+    for row, (ids, labs) in enumerate(rows):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        labels[row, : len(labs)] = torch.tensor(labs)
+        attention[row, : len(ids)] = 1
+    return input_ids, labels, attention
+
+
 def lr_at(step: int, config: PretrainConfig) -> float:
     """Linear warm-up then cosine decay to 10% of the peak."""
     if step < config.warmup_steps:
@@ -240,15 +260,7 @@ def pretrain(
             cursor = 0
         idx = order[cursor : cursor + config.batch_size].tolist()
         cursor += config.batch_size
-        length = max(len(encoded[i][0]) for i in idx)
-        input_ids = torch.full((len(idx), length), pad_id, dtype=torch.long)
-        labels = torch.full((len(idx), length), -100, dtype=torch.long)
-        attention = torch.zeros((len(idx), length), dtype=torch.long)
-        for row, i in enumerate(idx):
-            ids, labs = encoded[i]
-            input_ids[row, : len(ids)] = torch.tensor(ids)
-            labels[row, : len(labs)] = torch.tensor(labs)
-            attention[row, : len(ids)] = 1
+        input_ids, labels, attention = collate([encoded[i] for i in idx], pad_id)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
         device = config.device

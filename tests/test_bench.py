@@ -274,28 +274,6 @@ def test_pad_vocab_keeps_the_original_logits_and_zeroes_the_new_ones():
     assert model.get_output_embeddings().weight.shape == (7, 8)  # the original is left as it was
 
 
-def test_aligned_logits_by_hand():
-    from bench.base_model_search import aligned_logits
-
-    # two patches, identity projector; category 0's word is along x, category 1's along y
-    features = torch.tensor([[[3.0, 0.0], [1.0, 1.0]]])  # (1, 2, 2)
-    embeddings = torch.tensor([[0.0, 0.0], [2.0, 0.0], [0.0, 5.0]])  # (vocab 3, 2)
-    word_ids = torch.tensor([1, 2])
-    bias = torch.tensor([0.5, -1.0])
-    out = aligned_logits(features, torch.nn.Identity(), embeddings, word_ids, 10.0, bias)
-    # category 0: max(cos 1, cos 1/sqrt2) * 10 + 0.5; category 1: max(cos 0, 1/sqrt2) * 10 - 1
-    expected = torch.tensor([[10.5, 10 / math.sqrt(2) - 1]])
-    assert torch.allclose(out, expected)
-
-
-def test_pope_auc_counts_ordered_pairs():
-    from bench.base_model_search import pope_auc
-
-    positive = torch.tensor([True, False, True, False])
-    assert pope_auc(torch.tensor([3.0, 1.0, 2.0, 0.0]), positive) == 1.0
-    assert pope_auc(torch.tensor([0.0, 1.0, 2.0, 3.0]), positive) == 0.25  # only 2 > 1 of four pairs
-
-
 def test_paired_chair_interval_by_hand():
     from bench.paired_chair import paired_interval
 

@@ -386,3 +386,13 @@ def test_jsonl_loaders_raise_only_data_error(tmp_path, content):
             assert str(path) in str(error)
         else:
             assert len(result) >= 1
+
+
+def test_ranking_auc_counts_ordered_pairs():
+    import torch
+
+    from seed.eval.pope import ranking_auc
+
+    positive = torch.tensor([True, False, True, False])
+    assert ranking_auc(torch.tensor([3.0, 1.0, 2.0, 0.0]), positive) == 1.0
+    assert ranking_auc(torch.tensor([0.0, 1.0, 2.0, 3.0]), positive) == 0.25  # only 2 > 1 of four pairs

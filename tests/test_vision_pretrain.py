@@ -72,16 +72,24 @@ def test_object_labels_name_the_file_when_unreadable(tmp_path):
         object_labels(path, ["a.png"])
 
 
-def test_pretrain_vision_learns_labels_and_leaves_the_language_side_alone():
-    torch.manual_seed(0)
-    model = build_model(TINY, build_tokenizer(["is there a cup"]), seed=0)
-    # two kinds of image: bright top-left patch <-> category 0, bright bottom-right <-> category 1
+def _two_patch_images():
+    """Two kinds of 16 px image: bright top-left patch <-> category 0, bright bottom-right <-> 1.
+
+    Returns pixels (8, 3, 16, 16) and multi-hot labels (8, 2).
+    """
     pixels = torch.full((8, 3, 16, 16), -1.0)
     labels = torch.zeros(8, 2)
     pixels[:4, :, :8, :8] = 1.0
     labels[:4, 0] = 1.0
     pixels[4:, :, 8:, 8:] = 1.0
     labels[4:, 1] = 1.0
+    return pixels, labels
+
+
+def test_pretrain_vision_learns_labels_and_leaves_the_language_side_alone():
+    torch.manual_seed(0)
+    model = build_model(TINY, build_tokenizer(["is there a cup"]), seed=0)
+    pixels, labels = _two_patch_images()
     language = {k: v.clone() for k, v in model.model.language_model.state_dict().items()}
     projector = {k: v.clone() for k, v in model.model.multi_modal_projector.state_dict().items()}
     history = pretrain_vision(
@@ -99,12 +107,7 @@ def test_aligned_stage_trains_projector_and_category_words_but_not_the_decoder()
     torch.manual_seed(0)
     tokenizer = build_tokenizer(["is there a cup or a fork"])
     model = build_model(TINY, tokenizer, seed=0)
-    pixels = torch.full((8, 3, 16, 16), -1.0)
-    labels = torch.zeros(8, 2)
-    pixels[:4, :, :8, :8] = 1.0
-    labels[:4, 0] = 1.0
-    pixels[4:, :, 8:, 8:] = 1.0
-    labels[4:, 1] = 1.0
+    pixels, labels = _two_patch_images()
     word_ids = [tokenizer.convert_tokens_to_ids(w) for w in ("cup", "fork")]
     decoder = {k: v.clone() for k, v in model.model.language_model.state_dict().items() if "embed" not in k}
     projector = {k: v.clone() for k, v in model.model.multi_modal_projector.state_dict().items()}

@@ -175,6 +175,17 @@ def _check_binary(name: str, values: list[str]) -> None:
         raise ValueError(f"{name} must be 'yes' or 'no', got {bad[:5]}")
 
 
+def ranking_auc(scores: Any, positive: Any) -> float:
+    """Probability that a present object's score beats an absent one's (ties count half).
+
+    scores: (n,) tensor, e.g. yes-minus-no logits; positive: (n,) bool tensor, True where the object
+    is present. A diagnostic of how well a score separates the labels, not a POPE metric.
+    """
+    pos, neg = scores[positive], scores[~positive]
+    wins = (pos[:, None] > neg[None]).float().mean() + 0.5 * (pos[:, None] == neg[None]).float().mean()
+    return float(wins)
+
+
 def confusion_counts(labels: list[str], predictions: list[str]) -> dict[str, int]:
     """Confusion matrix with yes as positive: {"tp", "fp", "tn", "fn"}.
 
