@@ -1,0 +1,414 @@
+"""Probe a base model: do its image tokens carry the objects, does its language model read them, what does noise keep?
+
+```
+ image --processor--> pixels --(noised at T, seed.noise)--> tower + projector --> tokens (n, patches, hidden)
+   tokens --object probe: per-patch linear score per category, max over patches, BCE--> score(image, category)
+   tokens --scene probe: linear score of the mean token, softmax over scene types----> scene
+ (image, question) --first answer token, clean and noised (seed.vcd.decode)--> yes-minus-no margins
+```
+
+The probes are trained on a *decorrelated* world (``cooccurrence: 0``: objects do not follow the
+scene), so that they cannot learn the scene as a shortcut for the objects, and scored on the
+evaluated world's POPE questions (the AUC of the probe's score for the asked category) and images
+(scene accuracy). `run_probe` writes every number to one JSON file (``seed probe``; keys in
+docs/method.md, "Probing the base model").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from seed.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
+
+PROBE_SEED_OFFSET = 1  # the probe world's seed: the evaluated world's seed + this
+QUESTION_RE = re.compile(r"^Is there an? (.+?) in the image\?")
+COUNTERFACTUAL = "counterfactual"
+ADVERSARIAL = "adversarial"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Features and margins
+
+
+def image_features(
+    model: Any,
+    processor: Any,
+    images: Sequence[Any],
+    noise_step: int | None = None,
+    sample_ids: Sequence[str] | None = None,
+    seed: int = 0,
+    batch_size: int = 128,
+) -> torch.Tensor:
+    """The projected image tokens the language model reads, float32 on the CPU: (images, patches, hidden).
+
+    images: PIL images. With ``noise_step`` the processor's pixels of image ``i`` are noised at that
+    step with the seed ``sample_seed(sample_ids[i], seed)`` (`seed.noise.add_diffusion_noise`, as
+    `seed.teacher.noise_pixels` noises a batch). LLaVA-layout models (``get_image_features`` returning
+    one (patches, hidden) block per image).
+    """
+    import torch
+
+    from seed.noise import add_diffusion_noise, sample_seed
+
+    if noise_step is not None and (sample_ids is None or len(sample_ids) != len(images)):
+        raise ValueError("noised features need one sample id per image")
+    config = model.config
+    blocks = []
+    with torch.no_grad():
+        for start in range(0, len(images), batch_size):
+            chunk = list(images[start : start + batch_size])
+            pixels = processor.image_processor(chunk, return_tensors="pt")["pixel_values"]
+            if noise_step is not None:
+                ids = sample_ids[start : start + batch_size]
+                pixels = add_diffusion_noise(pixels, noise_step, seeds=[sample_seed(i, seed) for i in ids])
+            out = model.get_image_features(
+                pixel_values=pixels.to(model.device, model.dtype),
+                vision_feature_layer=config.vision_feature_layer,
+                vision_feature_select_strategy=config.vision_feature_select_strategy,
+            )
+            tokens = out.pooler_output if hasattr(out, "pooler_output") else out
+            blocks.append(torch.stack(list(tokens)).float().cpu())
+    return torch.cat(blocks)
+
+
+def first_token_margins(
+    model: Any,
+    processor: Any,
+    images: Sequence[Any],
+    prompts: Sequence[str],
+    sample_ids: Sequence[str],
+    noise_step: int | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> tuple[list[float], list[float] | None]:
+    """The first answer token's yes-minus-no logit per pair, on the clean image and on the noised one.
+
+    Batches are built as `seed.generate.answer_batch` builds them (chat template, left padding) and
+    read by `seed.vcd.decode`'s first step, so the clean margins equal ``answer_all(margins=...)``'s.
+    The noised image is the one VCD contrasts: `seed.teacher.noise_pixels` with ``sample_ids`` and
+    ``seed``. Returns ``(clean, noised)``, each one float per pair; ``noised`` is None without
+    ``noise_step``.
+    """
+    from seed.generate import eos_token_ids, prompt_text, yes_no_token_ids
+    from seed.teacher import image_token_ids, noise_pixels
+    from seed.vcd import decode
+
+    yes, no = yes_no_token_ids(processor)
+    tok = processor.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    eos = eos_token_ids(model, processor)
+    clean: list[float] = []
+    noised: list[float] | None = [] if noise_step is not None else None
+    for start in range(0, len(prompts), batch_size):
+        stop = start + batch_size
+        inputs = processor(
+            images=list(images[start:stop]),
+            text=[prompt_text(processor, p) for p in prompts[start:stop]],
+            padding=True,
+            padding_side="left",
+            return_tensors="pt",
+        )
+        inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+        scores: list[torch.Tensor] = []
+        decode(model, inputs, 1, eos, pad, first_scores=scores)
+        clean.extend((scores[0][:, yes] - scores[0][:, no]).tolist())
+        if noised is not None:
+            pixels = noise_pixels(
+                inputs, sample_ids[start:stop], noise_step, seed, image_token_ids(processor)
+            )
+            scores = []
+            decode(model, {**inputs, "pixel_values": pixels}, 1, eos, pad, first_scores=scores)
+            noised.extend((scores[0][:, yes] - scores[0][:, no]).tolist())
+    return clean, noised
+
+
+# ---------------------------------------------------------------------------------------------------
+# Linear probes
+
+
+@dataclass
+class LinearProbe:
+    """A linear score per class on standardised tokens, pooled over patches.
+
+    weight: (classes, hidden); bias: (classes,); mean / std: (hidden,) of the training tokens.
+    pooling: ``"max"`` (the best patch's score: an object in one patch counts) or ``"mean"`` (the
+    score of the mean token: a property of the whole image).
+    """
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    mean: torch.Tensor
+    std: torch.Tensor
+    pooling: str
+
+    def scores(self, features: torch.Tensor) -> torch.Tensor:
+        """features: (images, patches, hidden) -> (images, classes) logits."""
+        return pooled_scores((features - self.mean) / self.std, self.weight, self.bias, self.pooling)
+
+
+def pooled_scores(
+    features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, pooling: str
+) -> torch.Tensor:
+    """Per-patch linear scores pooled over patches.
+
+    features: (images, patches, hidden); weight: (classes, hidden); bias: (classes,).
+    Returns (images, classes): ``max_p`` (pooling "max") or ``mean_p`` (pooling "mean") of
+    ``features[:, p] @ weight.T + bias``; the mean equals the score of the mean token.
+    """
+    if pooling == "max":
+        return (features @ weight.T + bias).amax(dim=1)
+    if pooling == "mean":
+        return features.mean(dim=1) @ weight.T + bias
+    raise ValueError(f"pooling must be 'max' or 'mean', got {pooling!r}")
+
+
+def train_probe(
+    features: torch.Tensor,
+    targets: torch.Tensor,
+    pooling: str,
+    weight_decay: float = 1e-3,
+    max_iter: int = 100,
+    seed: int = 0,
+) -> LinearProbe:
+    """Fit a `LinearProbe` by full-batch L-BFGS (strong Wolfe line search), float32 on the CPU.
+
+    features: (images, patches, hidden). targets: (images, classes) float multi-hot for a
+    multi-label probe (mean binary cross-entropy), or (images,) int64 class indices for a
+    single-label one (softmax cross-entropy over ``classes = targets.max() + 1``, at least 2).
+    The loss adds ``weight_decay / 2 * ||weight||^2``. Deterministic for a ``seed``.
+    """
+    import torch
+
+    features = features.float()
+    flat = features.reshape(-1, features.shape[-1])
+    mean, std = flat.mean(dim=0), flat.std(dim=0).clamp_min(1e-6)
+    x = (features - mean) / std
+    multilabel = targets.dim() == 2
+    n_classes = targets.shape[1] if multilabel else max(int(targets.max()) + 1, 2)
+    generator = torch.Generator().manual_seed(seed)
+    weight = (0.01 * torch.randn(n_classes, x.shape[-1], generator=generator)).requires_grad_()
+    bias = torch.zeros(n_classes, requires_grad=True)
+    optimizer = torch.optim.LBFGS(
+        [weight, bias], lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        logits = pooled_scores(x, weight, bias, pooling)
+        if multilabel:
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets.float())
+        else:
+            loss = torch.nn.functional.cross_entropy(logits, targets)
+        loss = loss + 0.5 * weight_decay * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return LinearProbe(weight.detach(), bias.detach(), mean, std, pooling)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Scores
+
+
+def question_category(text: str, categories: Sequence[str]) -> int:
+    """The index in ``categories`` of the object a POPE question asks about ("Is there a cup ...")."""
+    match = QUESTION_RE.match(text)
+    if match is None or match.group(1) not in categories:
+        raise ValueError(f"not a POPE question about a known category: {text!r}")
+    return list(categories).index(match.group(1))
+
+
+def question_auc(
+    image_scores: torch.Tensor,
+    image_index: Sequence[int],
+    category_index: Sequence[int],
+    labels: Sequence[str],
+) -> float | None:
+    """AUC of a probe's score for (image, asked category), present ("yes") vs absent ("no").
+
+    image_scores: (images, categories); image_index / category_index / labels: one per question.
+    None when one label is missing (`seed.eval.pope.margin_auc`).
+    """
+    from seed.eval.pope import margin_auc
+
+    scores = image_scores[list(image_index), list(category_index)]
+    return margin_auc(list(labels), scores.tolist())
+
+
+def accuracy(logits: torch.Tensor, targets: torch.Tensor) -> float:
+    """Share of rows whose argmax is the target. logits: (n, classes); targets: (n,) int64."""
+    return float((logits.argmax(dim=-1) == targets).double().mean())
+
+
+# ---------------------------------------------------------------------------------------------------
+# The command
+
+
+def probe_world_config(config: Any, probe_images: int) -> Any:
+    """The decorrelated probe world of a world's `WorldConfig`: same world, objects independent of the scene.
+
+    ``cooccurrence`` 0, another seed (+ `PROBE_SEED_OFFSET`), ``probe_images`` training images and
+    no other split.
+    """
+    return dataclasses.replace(
+        config,
+        seed=config.seed + PROBE_SEED_OFFSET,
+        cooccurrence=0.0,
+        n_train=probe_images,
+        n_seed=0,
+        n_pope_images=0,
+        n_mme_images=0,
+        n_chair_images=0,
+    )
+
+
+def _image_records(data_dir: Path) -> dict[str, dict]:
+    """file name -> its record in ``data_dir/annotations.json`` (``split``, ``scene``, ...)."""
+    path = data_dir / "annotations.json"
+    try:
+        return {image["file_name"]: image for image in json.loads(path.read_text())["images"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataError(path, f"unreadable COCO annotations ({exc})") from exc
+
+
+def _split_questions(data_dir: Path, split: str) -> list[dict]:
+    from seed.eval.pope import load_pope_questions
+
+    path = data_dir / "pope" / f"world_pope_{split}.json"
+    if not path.is_file():
+        raise DataError(path, f"no POPE {split} split: rebuild the world with `seed data synth`")
+    return load_pope_questions(path)
+
+
+def run_probe(
+    model_path: Path,
+    data_dir: Path,
+    out_path: Path,
+    noise_step: int,
+    probe_images: int = 3000,
+    seed: int = 0,
+    weight_decay: float = 1e-3,
+    max_iter: int = 100,
+    progress: bool = True,
+) -> dict:
+    """Probe ``model_path`` on the world ``data_dir`` and write the report to ``out_path``; returns it.
+
+    ``seed`` seeds the noise (as purify / VCD do) and the probes' initialisation. The probe world is
+    built in a temporary folder (`probe_world_config`) and removed afterwards.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from seed.atomic import write_json
+    from seed.eval.pope import build_pope_prompt, margin_auc
+    from seed.generate import load_model, open_image
+    from seed.teacher import model_hash
+    from seed.vision_pretrain import object_labels
+    from seed.world.synth import synthesize, world_config
+    from seed.world.vocab import SCENES
+
+    data_dir, model_path = Path(data_dir), Path(model_path)
+    splits = {split: _split_questions(data_dir, split) for split in (ADVERSARIAL, COUNTERFACTUAL)}
+    records = _image_records(data_dir)
+    scenes = [s.name for s in SCENES]
+    config = probe_world_config(world_config(data_dir), probe_images)
+    model, processor = load_model(model_path)
+
+    def features(folder: Path, names: list[str], noised: bool) -> torch.Tensor:
+        images = [open_image(folder / name) for name in names]
+        return image_features(model, processor, images, noise_step if noised else None, names, seed)
+
+    with tempfile.TemporaryDirectory(prefix="seed-probe-world-") as tmp:
+        world = Path(tmp) / "world"
+        synthesize(world, config, progress=progress)
+        train_records = _image_records(world)
+        train_names = sorted(n for n, r in train_records.items() if r["split"] == "train")
+        object_targets, categories = object_labels(world / "annotations.json", train_names)
+        scene_targets = torch.tensor([scenes.index(train_records[n]["scene"]) for n in train_names])
+        train = {
+            noised: features(world / "images" / "train", train_names, noised) for noised in (False, True)
+        }
+    eval_names = sorted({q["image"] for questions in splits.values() for q in questions})
+    row = {name: i for i, name in enumerate(eval_names)}
+    evaluated = {
+        noised: features(data_dir / "images" / "eval", eval_names, noised) for noised in (False, True)
+    }
+    bar = tqdm(total=4, desc="probes", disable=not progress)
+    object_scores, scene_logits = {}, {}
+    for noised in (False, True):
+        probe = train_probe(train[noised], object_targets, "max", weight_decay, max_iter, seed)
+        object_scores[noised] = probe.scores(evaluated[noised])
+        bar.update(1)
+        probe = train_probe(train[noised], scene_targets, "mean", weight_decay, max_iter, seed)
+        scene_logits[noised] = probe.scores(evaluated[noised])
+        bar.update(1)
+    bar.close()
+
+    def object_auc(split: str, noised: bool) -> float | None:
+        questions = splits[split]
+        return question_auc(
+            object_scores[noised],
+            [row[q["image"]] for q in questions],
+            [question_category(q["text"], categories) for q in questions],
+            [q["label"] for q in questions],
+        )
+
+    cf_names = sorted({q["image"] for q in splits[COUNTERFACTUAL]})
+    cf_rows = [row[name] for name in cf_names]
+    cf_scenes = torch.tensor([scenes.index(records[name]["scene"]) for name in cf_names])
+    questions = splits[COUNTERFACTUAL]
+    cf_images = {name: open_image(data_dir / "images" / "eval" / name) for name in cf_names}
+    clean, noised = first_token_margins(
+        model,
+        processor,
+        [cf_images[q["image"]] for q in questions],
+        [build_pope_prompt(q["text"]) for q in questions],
+        [f"{q['image']}|{build_pope_prompt(q['text'])}" for q in questions],
+        noise_step,
+        seed,
+    )
+    labels = [q["label"] for q in questions]
+    report = {
+        "tower_auc_adversarial": object_auc(ADVERSARIAL, False),
+        "tower_auc_counterfactual": object_auc(COUNTERFACTUAL, False),
+        "lm_auc_counterfactual": margin_auc(labels, clean),
+        "scene_accuracy": accuracy(scene_logits[False][cf_rows], cf_scenes),
+        "noised_scene_accuracy": accuracy(scene_logits[True][cf_rows], cf_scenes),
+        "noised_object_auc": object_auc(COUNTERFACTUAL, True),
+        "noised_object_auc_adversarial": object_auc(ADVERSARIAL, True),
+        "noised_lm_auc_counterfactual": margin_auc(labels, noised),
+        "contrast_auc_counterfactual": margin_auc(
+            labels, [c - n for c, n in zip(clean, noised, strict=True)]
+        ),
+        "settings": {
+            "noise_step": noise_step,
+            "seed": seed,
+            "model": str(model_path),
+            "model_hash": model_hash(model_path),
+            "data": str(data_dir),
+            "probe_world": dataclasses.asdict(config),
+            "probe": {"weight_decay": weight_decay, "max_iter": max_iter, "optimizer": "lbfgs"},
+            "sizes": {
+                "probe_images": probe_images,
+                "eval_images": len(eval_names),
+                "counterfactual_images": len(cf_names),
+                "questions": {split: len(qs) for split, qs in splits.items()},
+                "categories": len(categories),
+                "scenes": len(scenes),
+            },
+        },
+    }
+    write_json(out_path, report)
+    return report
