@@ -4,6 +4,7 @@
     python -m bench.run --device cuda --dtype bfloat16 --quick \\
         --json reports/bench-cuda.json --markdown reports/bench-cuda.md   # one GPU, < 10 minutes
     python -m bench.run --only decode,purify --threads 1  # some sections
+    python -m bench.run --device cuda --dtype bfloat16 --shape llava-1.5-7b   # the 7B shape (bench/scale7b.py)
 
 Every section is seeded and uses the default model and data where they exist (see `bench.common`).
 A section that fails is recorded with its error and the others still run; the exit code is then 1.
@@ -40,10 +41,10 @@ CHECKS = (
 )
 
 
-def acceptance(results: dict[str, Any]) -> list[dict[str, Any]]:
+def acceptance(results: dict[str, Any], checks: tuple = CHECKS) -> list[dict[str, Any]]:
     """One row per check: value, threshold and pass (None when the value is missing)."""
     rows = []
-    for section, key, op, threshold in CHECKS:
+    for section, key, op, threshold in checks:
         value = (results.get(section) or {}).get(key)
         if value is None:
             ok = None
@@ -93,6 +94,27 @@ def command_line(argv: list[str]) -> str:
     return " ".join(["python -m bench.run", *argv])
 
 
+def run_shape_bench(args: argparse.Namespace, rt: Runtime, only: list[str], command: str) -> int:
+    """``--shape``: `bench.scale7b.run_shape`; JSON to ``--json`` (default reports/bench-<cpu|cuda>-7b.json)."""
+    from bench.scale7b import run_shape
+    from bench.shape_report import section
+    from seed.atomic import write_atomic
+
+    kind = "cuda" if rt.cuda else "cpu"
+    json_path = args.json or ROOT / "reports" / f"bench-{kind}-{args.shape.rsplit('-', 1)[-1]}.json"
+    try:
+        results, failed = run_shape(rt, args.shape, json_path, only, command=command)
+    finally:
+        if args.scratch is None:
+            shutil.rmtree(rt.scratch, ignore_errors=True)
+    if args.markdown:
+        write_atomic(args.markdown, section(results, json_path).encode())
+    print(f"bench: wrote {json_path}" + (f" and {args.markdown}" if args.markdown else ""))
+    for row in results.get("acceptance", []):
+        print(f"  {row['check']} {row['op']} {row['threshold']}: {row['value']} -> {row['pass']}")
+    return 1 if failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
@@ -100,19 +122,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller sizes (one GPU run in < 10 minutes)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     parser.add_argument(
-        "--only", default=",".join(SECTIONS), help=f"comma-separated subset of {','.join(SECTIONS)}"
+        "--only",
+        default=None,
+        help=f"comma-separated subset of {','.join(SECTIONS)} (with --shape: of its sections)",
     )
-    parser.add_argument("--json", type=Path, default=ROOT / "reports" / "bench.json")
-    parser.add_argument("--markdown", type=Path, default=ROOT / "BENCHMARKS.md")
+    parser.add_argument(
+        "--shape",
+        default=None,
+        help="a published shape of bench/shapes/ (llava-1.5-7b): its own sections, 2-layer slice on a CPU",
+    )
+    parser.add_argument(
+        "--json", type=Path, default=None, help="default reports/bench.json (--shape: see scale7b)"
+    )
+    parser.add_argument("--markdown", type=Path, default=None, help="default BENCHMARKS.md (--shape: none)")
     parser.add_argument(
         "--scratch", type=Path, default=None, help="work folder to keep (default: a temporary one)"
     )
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    only = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = sorted(set(only) - set(SECTIONS))
+    if args.shape:
+        from bench.scale7b import SECTIONS as known
+    else:
+        known = SECTIONS
+    only = [s.strip() for s in (args.only or ",".join(known)).split(",") if s.strip()]
+    unknown = sorted(set(only) - set(known))
     if unknown:
-        parser.error(f"--only: unknown section(s) {', '.join(unknown)}; sections: {', '.join(SECTIONS)}")
+        parser.error(f"--only: unknown section(s) {', '.join(unknown)}; sections: {', '.join(known)}")
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -127,6 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(0)
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="seed-bench-"))
     rt = Runtime(device=args.device, dtype=args.dtype, quick=args.quick, scratch=scratch)
+    if args.shape:
+        return run_shape_bench(args, rt, only, command_line(argv))
+    args.json = args.json or ROOT / "reports" / "bench.json"
+    args.markdown = args.markdown or ROOT / "BENCHMARKS.md"
     results: dict[str, Any] = {"environment": environment(rt), "command": command_line(argv)}
     seconds: dict[str, float] = {}
     failed = []
