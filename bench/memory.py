@@ -60,14 +60,21 @@ def train_separate(
     """Full fine-tuning of ``model`` against a frozen deep copy of itself as teacher (online targets).
 
     The same steps as `seed.distill.train_adapter` (batches in `sample_order`, teacher targets,
-    `distillation_loss`, clipping, AdamW), except that every weight trains and the teacher is a copy.
+    `distillation_loss`, clipping, AdamW, ``config.gradient_checkpointing``), except that every weight
+    trains and the teacher is a copy.
     """
     import copy
     import dataclasses
 
     import torch
 
-    from seed.distill import sample_order, stack_targets, student_batch, student_logits
+    from seed.distill import (
+        enable_gradient_checkpointing,
+        sample_order,
+        stack_targets,
+        student_batch,
+        student_logits,
+    )
     from seed.losses import distillation_loss
     from seed.teacher import image_token_ids, plain_logits, teacher_targets, to_device
 
@@ -75,6 +82,8 @@ def train_separate(
     for parameter in teacher.parameters():
         parameter.requires_grad_(False)
     model.eval()  # no dropout in the layers, as train_adapter keeps the base model
+    if config.gradient_checkpointing:  # as train_adapter does with this config
+        enable_gradient_checkpointing(model)
     for parameter in model.parameters():
         parameter.requires_grad_(True)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

@@ -5,6 +5,7 @@
         --json reports/bench-cuda.json --markdown reports/bench-cuda.md   # one GPU, < 10 minutes
     python -m bench.run --only decode,purify --threads 1  # some sections
     python -m bench.run --device cuda --dtype bfloat16 --shape llava-1.5-7b   # the 7B shape (bench/scale7b.py)
+    python -m bench.run --shape llava-1.5-7b --only purify,distill --gradient-checkpointing   # its distill memory
 
 Every section is seeded and uses the default model and data where they exist (see `bench.common`).
 A section that fails is recorded with its error and the others still run; the exit code is then 1.
@@ -103,7 +104,14 @@ def run_shape_bench(args: argparse.Namespace, rt: Runtime, only: list[str], comm
     kind = "cuda" if rt.cuda else "cpu"
     json_path = args.json or ROOT / "reports" / f"bench-{kind}-{args.shape.rsplit('-', 1)[-1]}.json"
     try:
-        results, failed = run_shape(rt, args.shape, json_path, only, command=command)
+        results, failed = run_shape(
+            rt,
+            args.shape,
+            json_path,
+            only,
+            command=command,
+            gradient_checkpointing=args.gradient_checkpointing,
+        )
     finally:
         if args.scratch is None:
             shutil.rmtree(rt.scratch, ignore_errors=True)
@@ -132,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
         help="a published shape of bench/shapes/ (llava-1.5-7b): its own sections, 2-layer slice on a CPU",
     )
     parser.add_argument(
+        "--gradient-checkpointing",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="--shape: distill.gradient_checkpointing for every distillation mode (default: params.yaml)",
+    )
+    parser.add_argument(
         "--json", type=Path, default=None, help="default reports/bench.json (--shape: see scale7b)"
     )
     parser.add_argument("--markdown", type=Path, default=None, help="default BENCHMARKS.md (--shape: none)")
@@ -144,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         from bench.scale7b import SECTIONS as known
     else:
         known = SECTIONS
+        if args.gradient_checkpointing is not None:
+            parser.error("--gradient-checkpointing needs --shape")
     only = [s.strip() for s in (args.only or ",".join(known)).split(",") if s.strip()]
     unknown = sorted(set(only) - set(known))
     if unknown:

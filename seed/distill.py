@@ -24,7 +24,9 @@ and ablations, are the default. Online mode reads no targets folder: it generate
 itself (greedy, with the model before the adapter is attached) and uses the `purify` settings.
 
 The base model stays in eval mode during training (no dropout in frozen weights, so the student at
-step 0 equals the teacher); only the LoRA dropout modules train.
+step 0 equals the teacher); only the LoRA dropout modules train. ``gradient_checkpointing: true``
+recomputes each layer's activations in the backward pass instead of keeping them
+(`enable_gradient_checkpointing`): the same loss and gradients, less memory, a slower step.
 
 Launched in N processes (`seed.parallel`), training is data-parallel (DDP through accelerate) with
 the one-process batches, schedule and gradient (see `train_adapter`). Every ``checkpoint_every``
@@ -77,8 +79,10 @@ class DistillConfig:
     seed: adapter init and shuffling. dtype / device: where the model runs. online: compute targets
     each step with the adapter disabled instead of reading a targets folder. checkpoint_every: save
     adapter, optimiser, scheduler, RNG states and step every this many steps, so that a killed run
-    resumes where it stopped (0 = never). adapter: LoRA settings (`seed.adapter.AdapterConfig`; a
-    mapping from YAML is accepted).
+    resumes where it stopped (0 = never). gradient_checkpointing: recompute every layer's activations
+    in the backward pass instead of storing them (`enable_gradient_checkpointing`; same loss and
+    gradients, less activation memory, a slower step; off by default). adapter: LoRA settings
+    (`seed.adapter.AdapterConfig`; a mapping from YAML is accepted).
     """
 
     loss: str = "reverse_kl"
@@ -94,6 +98,7 @@ class DistillConfig:
     device: str = "cpu"
     online: bool = False
     checkpoint_every: int = 50
+    gradient_checkpointing: bool = False
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
 
     def __post_init__(self) -> None:
@@ -110,6 +115,10 @@ class DistillConfig:
         if not isinstance(self.online, bool):
             raise ConfigError(f"{SECTION}.online = {self.online!r} must be true or false")
         check_integer(SECTION, "checkpoint_every", self.checkpoint_every, lo=0)
+        if not isinstance(self.gradient_checkpointing, bool):
+            raise ConfigError(
+                f"{SECTION}.gradient_checkpointing = {self.gradient_checkpointing!r} must be true or false"
+            )
         if isinstance(self.adapter, dict):
             known = [f.name for f in dataclasses.fields(AdapterConfig)]
             unknown = sorted(set(self.adapter) - set(known))
@@ -259,6 +268,35 @@ def _prepare_training(peft_model: Any) -> None:
             module.train()
 
 
+def enable_gradient_checkpointing(model: Any) -> None:
+    """Recompute each layer's activations in the backward pass instead of storing them (in place).
+
+    ``model`` is a PeftModel or a plain transformers model. transformers' activation checkpointing
+    (non-reentrant `torch.utils.checkpoint`) is switched on for every repeated layer (decoder and
+    vision-tower layers, `GradientCheckpointingLayer`). transformers checkpoints a layer only while it
+    is in training mode, and distillation keeps the model in eval mode (`_prepare_training`), so the
+    layer modules alone are flagged as training: their submodules (attention, dropout) stay in eval
+    and every layer computes what it computed before. A pass without gradients (the adapter-off
+    teacher under no_grad, generation) is not checkpointed. ``.eval()`` / ``.train()`` reset the flag:
+    call this after them.
+    """
+    from transformers.modeling_layers import GradientCheckpointingLayer
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layers = [m for m in base.modules() if isinstance(m, GradientCheckpointingLayer)]
+    if not layers:
+        raise ConfigError(
+            f"{SECTION}.gradient_checkpointing: {type(base).__name__} has no layer that supports it"
+        )
+    kwargs = {"use_reentrant": False}
+    if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.2x; the old name warns there
+        base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    for layer in layers:
+        layer.training = True  # the layer alone (no .train(): that would switch its submodules too)
+
+
 def _online_samples(
     model: Any, processor: Any, data_dir: Path, config: PurifyConfig, progress: bool, procs: Processes
 ) -> list[DistillSample]:
@@ -363,6 +401,8 @@ def train_adapter(
     purify_config = purify_config or PurifyConfig()
     procs = current_processes(config.device)
     _prepare_training(peft_model)
+    if config.gradient_checkpointing:
+        enable_gradient_checkpointing(peft_model)
     named = {name: p for name, p in peft_model.named_parameters() if p.requires_grad}
     trainable = list(named.values())
     optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
@@ -500,7 +540,8 @@ def checkpoint_key(
 
     The model's content hash, a sha256 over the samples (id, image, prompt, response), the targets'
     shard hashes (offline) or the purify settings (online), and every distill setting except
-    ``checkpoint_every``. The number of processes is added by `train_adapter`.
+    ``checkpoint_every`` and ``gradient_checkpointing`` (neither changes the steps: a run that ran out
+    of memory can resume with checkpointing on). The number of processes is added by `train_adapter`.
     """
     import hashlib
 
@@ -509,6 +550,7 @@ def checkpoint_key(
         digest.update("\0".join((s.sample_id, s.image, s.prompt, s.response)).encode() + b"\n")
     settings = dataclasses.asdict(config)
     settings.pop("checkpoint_every")
+    settings.pop("gradient_checkpointing")
     return {
         "model_hash": model_hash,
         "samples": digest.hexdigest(),
@@ -694,6 +736,7 @@ __all__ = [
     "checkpoint_path",
     "counted_tokens",
     "distill",
+    "enable_gradient_checkpointing",
     "load_targets",
     "local_indices",
     "lr_factor",

@@ -1,4 +1,4 @@
-"""``--shape llava-1.5-7b`` (bench/shape.py, bench/scale7b.py, bench/shape_report.py): config, slice, projection, a CPU run."""
+"""``--shape llava-1.5-7b`` (bench/shape.py, bench/scale7b*.py, bench/shape_report.py): config, slice, projection, CPU runs."""
 
 from __future__ import annotations
 
@@ -109,9 +109,48 @@ def test_cpu_run_of_the_slice(tmp_path):
     assert modes == {("adapter_teacher", 1), ("separate_teacher_lora", 1)}
     assert all(r["finite_loss"] for r in saved["distill"]["memory"])
     assert saved["distill"]["offline_seconds_per_step"] > 0
+    assert saved["distill"]["gradient_checkpointing"] is False
+    assert "checkpointing_step_time_ratio" not in saved["distill"]
     rounds = saved["projection"]["rounds"]
     assert [r["samples"] for r in rounds] == [10_000, 100_000]
     assert rounds[1]["total_seconds"] > rounds[0]["total_seconds"] > 0
     assert [row["check"] for row in saved["acceptance"]] == [f"{s}.{k}" for s, k, _, _ in CHECKS]
     text = section(saved, out)
     assert text.startswith(markers(NAME)[0]) and "Projected wall time" in text
+
+
+def test_cpu_distill_of_the_slice_with_gradient_checkpointing(tmp_path):
+    """``--gradient-checkpointing``: every mode trains with it, the offline step is timed with and without."""
+    from bench.scale7b import run_shape
+
+    size = {
+        "layers": 2,
+        "image_size": 28,
+        "response_tokens": 2,
+        "teacher_batch": 1,
+        "repeats": 1,
+        "distill_batch": 1,
+        "distill_steps": 1,
+        "memory_batches": [1],
+        "memory_steps": 1,
+        "full_finetune": False,
+        "square": 128,
+    }
+    rt = Runtime(dtype="bfloat16", scratch=tmp_path / "scratch")
+    out = tmp_path / "bench.json"
+    results, failed = run_shape(
+        rt, NAME, out, ["purify", "distill"], size=size, command="test", gradient_checkpointing=True
+    )
+    assert failed == []
+    distill = json.loads(out.read_text())["distill"]
+    assert distill["gradient_checkpointing"] is True
+    assert (
+        distill["offline_seconds_per_step"] > 0
+        and distill["offline_seconds_per_step_without_checkpointing"] > 0
+    )
+    assert distill["checkpointing_step_time_ratio"] > 0
+    assert {(r["mode"], r["batch"]) for r in distill["memory"]} == {
+        ("adapter_teacher", 1),
+        ("separate_teacher_lora", 1),
+    }
+    assert all(r["finite_loss"] for r in distill["memory"])

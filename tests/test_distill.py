@@ -289,6 +289,89 @@ def test_cuda_bfloat16_end_to_end(world, llava, tmp_path):
     assert (merged / "model.safetensors").is_file()
 
 
+# --- gradient checkpointing -------------------------------------------------------------------------
+
+
+def test_config_gradient_checkpointing_default_and_validation():
+    assert DistillConfig().gradient_checkpointing is False
+    assert DistillConfig(gradient_checkpointing=True).gradient_checkpointing is True
+    for bad in (1, "yes", None):
+        with pytest.raises(ConfigError, match="distill.gradient_checkpointing"):
+            DistillConfig(gradient_checkpointing=bad)
+
+
+def _lora_step(llava, world, samples, checkpointed, monkeypatch):
+    """One online step (adapter-off teacher) by hand: loss, LoRA gradients, checkpointed layer calls."""
+    import transformers.modeling_utils
+
+    calls = []
+    real = transformers.modeling_utils.checkpoint
+    monkeypatch.setattr(
+        transformers.modeling_utils, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    from seed.adapter import teacher_logits
+    from seed.distill import _prepare_training, enable_gradient_checkpointing
+    from seed.teacher import image_token_ids, teacher_targets
+
+    model, processor = load_tiny(llava)
+    torch.manual_seed(0)
+    peft_model = attach_adapter(model, AdapterConfig(lora_r=4, lora_alpha=8))
+    with torch.no_grad():  # B != 0: the A matrices get gradients too
+        for name, parameter in peft_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(0, 0.05)
+    _prepare_training(peft_model)
+    if checkpointed:
+        enable_gradient_checkpointing(peft_model)
+    batch = student_batch(processor, world, samples)
+    computed = teacher_targets(
+        lambda **i: teacher_logits(peft_model, **i),
+        batch,
+        [s.sample_id for s in samples],
+        PURIFY,
+        image_token_ids(processor),
+        peft_model.dtype,
+    )
+    teacher_calls = len(calls)
+    chunk = [dataclasses.replace(s, targets=t.targets) for s, t in zip(samples, computed, strict=True)]
+    indices, log_probs = stack_targets(chunk)
+    logits = student_logits(peft_model, batch)
+    loss = distillation_loss("reverse_kl", logits[None], indices, log_probs, torch.ones(indices.shape[:2]))
+    loss.backward()
+    grads = {n: p.grad.clone() for n, p in peft_model.named_parameters() if p.requires_grad}
+    return float(loss.detach()), grads, teacher_calls, len(calls)
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients(targets, world, llava, monkeypatch):
+    samples = [dataclasses.replace(s, targets=None) for s in load_targets(targets)[0][:3]]
+    loss, grads, _, plain_calls = _lora_step(llava, world, samples, False, monkeypatch)
+    loss_gc, grads_gc, teacher_calls, gc_calls = _lora_step(llava, world, samples, True, monkeypatch)
+    assert plain_calls == 0 and teacher_calls == 0  # no checkpointing off, nor in the no_grad teacher
+    assert gc_calls > 0  # the student's layers were checkpointed (tiny llava: 2 vision + 2 text layers)
+    assert loss_gc == pytest.approx(loss, rel=1e-6, abs=1e-7)
+    assert grads.keys() == grads_gc.keys() and any(g.abs().sum() > 0 for g in grads.values())
+    for name, grad in grads.items():
+        assert torch.allclose(grads_gc[name], grad, rtol=1e-5, atol=1e-7), name
+
+
+def test_train_adapter_with_gradient_checkpointing_trains_the_same_adapter(targets, world, llava):
+    samples = [dataclasses.replace(s, targets=None) for s in load_targets(targets)[0][:4]]
+    config = dataclasses.replace(CONFIG, batch_size=2, epochs=1, online=True, checkpoint_every=0)
+    out = {}
+    for checkpointed in (False, True):
+        model, processor = load_tiny(llava)
+        torch.manual_seed(config.seed)
+        peft_model = attach_adapter(model, config.adapter)
+        run = dataclasses.replace(config, gradient_checkpointing=checkpointed)
+        losses = train_adapter(peft_model, processor, world, samples, run, PURIFY, progress=False).losses
+        weights = {n: p.detach().clone() for n, p in peft_model.named_parameters() if p.requires_grad}
+        out[checkpointed] = losses, weights
+    assert len(out[True][0]) == 2
+    assert out[True][0] == pytest.approx(out[False][0], rel=1e-6, abs=1e-7)
+    for name, weight in out[False][1].items():
+        assert torch.allclose(out[True][1][name], weight, rtol=1e-5, atol=1e-6), name
+
+
 # --- crash safety -----------------------------------------------------------------------------------
 
 
