@@ -104,11 +104,23 @@ def distill_lines(d: dict[str, Any] | None) -> list[str]:
     problem = _failed(d)
     if problem:
         return [f"Distillation {problem}.", ""]
-    out = []
+    checkpointed = d.get("gradient_checkpointing", False)
+    setting = "with" if checkpointed else "without"
+    out = [
+        f"**Distillation {setting} gradient checkpointing** (`distill.gradient_checkpointing: {str(checkpointed).lower()}`, every mode below).",
+        "",
+    ]
     if "offline_seconds_per_step" in d:
+        without = d.get("offline_seconds_per_step_without_checkpointing")
         out += [
             f"Distillation step (`seed.distill.train_adapter`, offline targets, batch {d['batch']}, mean of "
             f"{d['steps_timed']} steps after a warm-up): **{num(d['offline_seconds_per_step'])} s/step**"
+            + (
+                f" ({num(without)} s/step without checkpointing in the same process: "
+                f"**x{num(d['checkpointing_step_time_ratio'])}**)"
+                if without is not None
+                else ""
+            )
             + (
                 f"; online (adapter-off teacher pass inside the step): {num(d['online_seconds_per_step'])} s/step."
                 if "online_seconds_per_step" in d
@@ -185,6 +197,13 @@ def section(r: dict[str, Any], json_path: Path) -> str:
         + ".",
         "",
     ]
+    for rerun in r.get("reruns", []):
+        lines += [
+            f"Rerun of {', '.join(rerun['sections'])}: `{rerun['command']}` on {rerun['date']} ({rerun['code']}); "
+            "section times (s): " + ", ".join(f"{k} {v}" for k, v in rerun["seconds"].items()) + ". "
+            f"Kept from the first run: {rerun['kept_from_the_first_run']}.",
+            "",
+        ]
     if "parameters" in model:
         lines += [
             f"Model: `LlavaForConditionalGeneration` built in-process from `bench/shapes/{name}.json` "
@@ -201,6 +220,8 @@ def section(r: dict[str, Any], json_path: Path) -> str:
     lines += rate_lines(r)
     lines += decode_lines(r.get("decode"))
     lines += distill_lines(r.get("distill"))
+    if "distill_without_checkpointing" in r:
+        lines += distill_lines(r["distill_without_checkpointing"])
     lines += projection_lines(r.get("projection"))
     lines.append(end)
     return "\n".join(lines) + "\n"
