@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from seed.atomic import write_json as _write_json
 from seed.atomic import write_jsonl as _write_jsonl
 from seed.errors import ConfigError, DataError
+from seed.eval.pope import POPE_SPLITS
 from seed.inputs import DEFAULT_MAX_IMAGE_SIDE, MAX_PROMPT_CHARS, check_relative_name, read_json
 from seed.params import check_range
 
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
     from seed.vcd import DecodeStats, VCDSettings
 
 SECTION = "evaluate"
-POPE_SPLITS = ("random", "popular", "adversarial")
 METHODS = ("base", "vcd", "seed")
 BENCHMARKS = ("pope", "mme", "chair")
 MIN_SAMPLE_SEEDS = 3
@@ -55,7 +55,9 @@ class EvaluateConfig:
     protocol: ``greedy`` or ``sample`` (temperature 1, top_p 1, one run per seed of ``sample_seeds``,
     at least 3; metrics are the mean over seeds with ``*_std``). methods: any of base, vcd, seed
     (seed needs an adapter; without one it is skipped). cd_alpha / cd_beta / noise_step: VCD's
-    contrast strength, plausibility cut-off and diffusion noise step. pope_dir, images_dir, mme_dir,
+    contrast strength, plausibility cut-off and diffusion noise step. yes_bias: a constant added to
+    the "Yes" logit and taken from the "No" logit at every step (0: none; the `bias` control sets it,
+    tuned on a validation world). pope_dir, images_dir, mme_dir,
     instances_file, synonyms_file: real-data paths (None: the world layout under the data folder).
     chair_images_file: JSON list of ``{"image_id", "file_name"}`` to caption (None: the world's
     ``chair/images.json``, else ``chair_n_images`` images drawn with a fixed seed from the
@@ -75,6 +77,7 @@ class EvaluateConfig:
     cd_alpha: float = 1.0
     cd_beta: float = 0.1
     noise_step: int = 500
+    yes_bias: float = 0.0
     pope_dir: str | None = None
     images_dir: str | None = None
     mme_dir: str | None = None
@@ -189,6 +192,7 @@ def decoding(config: EvaluateConfig, seed: int, vcd, stats, progress: bool) -> d
         "vcd": vcd,
         "stats": stats,
         "max_image_side": config.max_image_side,
+        "yes_bias": config.yes_bias,
     }
 
 
@@ -219,11 +223,16 @@ def run_pope(
     vcd: VCDSettings | None = None,
     stats: DecodeStats | None = None,
 ) -> dict:
-    """Answer and score every POPE split found in ``pope_dir``; returns {split: metrics + f1_ci}."""
+    """Answer and score every POPE split found in ``pope_dir``; returns {split: metrics + f1_ci + auc}.
+
+    ``auc`` is `seed.eval.pope.margin_auc` of the first answer token's yes-minus-no logit margin
+    (after VCD's contrast for VCD), read from the same decoding pass as the answers.
+    """
     from seed.eval.pope import (
         build_pope_prompt,
         f1_bootstrap_ci,
         load_pope_questions,
+        margin_auc,
         parse_yes_no,
         pope_metrics,
     )
@@ -231,10 +240,11 @@ def run_pope(
 
     splits = pope_files(pope_dir)
     if not splits:
-        raise DataError(pope_dir, "no POPE files named *_pope_{random,popular,adversarial}.json")
+        raise DataError(pope_dir, f"no POPE files named *_pope_{{{','.join(POPE_SPLITS)}}}.json")
     results = {}
     for split, path in splits.items():
         questions = load_pope_questions(path)
+        margins: list[float] = []
         answers = answer_all(
             model,
             processor,
@@ -242,6 +252,7 @@ def run_pope(
             [build_pope_prompt(q["text"]) for q in questions],
             max_new_tokens=config.max_new_tokens,
             desc=f"pope-{split}",
+            margins=margins,
             **decoding(config, seed, vcd, stats, progress),
         )
         _write_jsonl(
@@ -253,6 +264,7 @@ def run_pope(
         metrics = pope_metrics(labels, preds)
         if config.bootstrap_resamples:
             metrics["f1_ci"] = list(f1_bootstrap_ci(labels, preds, n_resamples=config.bootstrap_resamples))
+        metrics["auc"] = margin_auc(labels, margins)
         metrics["n"] = len(questions)
         results[split] = metrics
     return results
@@ -669,23 +681,32 @@ def metrics_name(protocol: str) -> str:
     return "metrics.json" if protocol == "greedy" else "metrics_sample.json"
 
 
-def evaluate_stage(
+@dataclass(frozen=True)
+class MethodSpec:
+    """One row of an evaluation: which adapter is merged (None: the model alone), whether it decodes
+    with VCD, and the constant yes/no logit bias it decodes with."""
+
+    adapter: Path | None = None
+    vcd: bool = False
+    yes_bias: float = 0.0
+
+
+def evaluate_methods(
     model_dir: Path,
     data_dir: Path,
     out_dir: Path,
     config: EvaluateConfig,
-    adapter_dir: Path | None = None,
+    methods: dict[str, MethodSpec],
+    metrics_file: str,
     progress: bool = True,
 ) -> dict:
-    """Stage `evaluate`: every method on every benchmark; writes answers, the metrics file and plots.
+    """Evaluate each named method on every configured benchmark; writes answers, ``metrics_file``, plots.
 
-    Methods: ``base`` and ``vcd`` on the model, ``seed`` on the model with ``adapter_dir`` merged
-    (skipped with a note when there is no adapter). Greedy: one run, answers under
-    ``out_dir/answers/<method>/``, metrics in ``out_dir/metrics.json``. Sample: one run per seed,
-    answers under ``out_dir/answers_sample/<method>/seed-<s>/``, means and ``*_std`` in
-    ``out_dir/metrics_sample.json``. Schema::
+    Methods that share an adapter share one loaded model. Greedy: one run, answers under
+    ``out_dir/answers/<method>/``. Sample: one run per seed under ``out_dir/answers_sample/<method>/
+    seed-<s>/``, with means and ``*_std`` over seeds. Schema::
 
-        {"protocol", "pope": {method: {split: {accuracy, precision, recall, f1, yes_ratio, f1_ci, n}}},
+        {"protocol", "pope": {method: {split: {accuracy, precision, recall, f1, yes_ratio, f1_ci, auc, n}}},
          "mme": {method: {existence, count, position, color, total, detail}},
          "chair": {method: {chair_s, chair_i, recall, ...}},
          "cost": {method: {forwards_per_token, tokens_per_second, tokens, forwards, steps, seconds}},
@@ -696,26 +717,26 @@ def evaluate_stage(
 
     out_dir = Path(out_dir)
     check_inputs(data_dir, config)  # bad data fails here, before a model loads or a file is written
-    methods = selected_methods(config, adapter_dir)
     seeds = [0] if config.protocol == "greedy" else list(config.sample_seeds)
     runs: dict[str, list[dict]] = {}
-    model = processor = loaded_adapter = None
-    for method in methods:
-        adapter = adapter_dir if method == "seed" else None
-        if model is None or adapter != loaded_adapter:  # base and vcd share one loaded model
+    model = processor = None
+    loaded: object = ()
+    for method, spec in methods.items():
+        if model is None or spec.adapter != loaded:
             model = processor = None  # free the previous model before loading the next
             model, processor = load_model(
-                model_dir, adapter=adapter, dtype=config.dtype, device=config.device
+                model_dir, adapter=spec.adapter, dtype=config.dtype, device=config.device
             )
-            loaded_adapter = adapter
+            loaded = spec.adapter
+        method_config = dataclasses.replace(config, yes_bias=spec.yes_bias)
         for seed in seeds:
             if config.protocol == "greedy":
                 answers_dir = out_dir / "answers" / method
             else:
                 answers_dir = out_dir / "answers_sample" / method / f"seed-{seed}"
-            vcd = config.vcd_settings() if method == "vcd" else None
+            vcd = config.vcd_settings() if spec.vcd else None
             result = evaluate_model(
-                model, processor, data_dir, answers_dir, config, seed=seed, progress=progress, vcd=vcd
+                model, processor, data_dir, answers_dir, method_config, seed=seed, progress=progress, vcd=vcd
             )
             runs.setdefault(method, []).append(result)
     metrics: dict = {"protocol": config.protocol}
@@ -731,15 +752,43 @@ def evaluate_stage(
             metrics.setdefault("diagnostics", {})[method] = diagnostics
         metrics.setdefault("seconds", {})[method] = round(sum(r["seconds"] for r in results), 1)
     metrics["settings"] = {
-        "methods": methods,
+        "methods": list(methods),
         "vcd": dataclasses.asdict(config.vcd_settings()),
         "batch_size": config.batch_size,
         "max_new_tokens": config.max_new_tokens,
         "caption_max_new_tokens": config.caption_max_new_tokens,
     }
-    _write_json(out_dir / metrics_name(config.protocol), _finite(metrics))
+    biases = {m: spec.yes_bias for m, spec in methods.items() if spec.yes_bias}
+    if biases:
+        metrics["settings"]["yes_bias"] = biases
+    _write_json(out_dir / metrics_file, _finite(metrics))
     write_plots(metrics, out_dir)
     return metrics
+
+
+def evaluate_stage(
+    model_dir: Path,
+    data_dir: Path,
+    out_dir: Path,
+    config: EvaluateConfig,
+    adapter_dir: Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Stage `evaluate`: every configured method (base, vcd, seed) on every benchmark.
+
+    ``base`` and ``vcd`` run the model, ``seed`` the model with ``adapter_dir`` merged (skipped with a
+    note when there is no adapter). Metrics go to ``out_dir/metrics.json`` (greedy) or
+    ``out_dir/metrics_sample.json`` (sample); the schema is `evaluate_methods`'.
+    """
+    specs = {
+        "base": MethodSpec(),
+        "vcd": MethodSpec(vcd=True),
+        "seed": MethodSpec(adapter=Path(adapter_dir) if adapter_dir else None),
+    }
+    methods = {m: specs[m] for m in selected_methods(config, adapter_dir)}
+    return evaluate_methods(
+        model_dir, data_dir, out_dir, config, methods, metrics_name(config.protocol), progress=progress
+    )
 
 
 def _finite(value: Any) -> Any:

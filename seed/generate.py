@@ -179,6 +179,16 @@ def eos_token_ids(model, processor) -> list[int]:
     return sorted({int(i) for i in ids if i is not None})
 
 
+def yes_no_token_ids(processor) -> tuple[int, int]:
+    """The ids of the first token of an answer "Yes" and of an answer "No" (as the model writes them)."""
+    tok = processor.tokenizer
+    yes = tok.encode("Yes", add_special_tokens=False)
+    no = tok.encode("No", add_special_tokens=False)
+    if not yes or not no or yes[0] == no[0]:
+        raise ValueError("the tokenizer gives no distinct first tokens for 'Yes' and 'No'")
+    return int(yes[0]), int(no[0])
+
+
 def answer_batch(
     model,
     processor,
@@ -191,6 +201,8 @@ def answer_batch(
     vcd: VCDSettings | None = None,
     sample_ids: Sequence[str] | None = None,
     stats: DecodeStats | None = None,
+    yes_bias: float = 0.0,
+    margins: list[float] | None = None,
 ) -> list[str]:
     """Answer each (image, question) pair; returns the decoded new text per pair.
 
@@ -198,7 +210,10 @@ def answer_batch(
     settings (two). ``sample_ids`` name the pairs (default: their position in the batch): with
     ``seed`` they seed each pair's sampling generator and its VCD noise
     (`seed.noise.sample_seed`), so an answer does not depend on the batch it is in. ``stats``
-    accumulates forward calls, steps, tokens and seconds (VCD's noising included).
+    accumulates forward calls, steps, tokens and seconds (VCD's noising included). ``yes_bias`` is
+    added to the "Yes" logit and subtracted from the "No" logit at every step (the constant-bias
+    control). With ``margins``, the first answer token's "Yes" minus "No" logit (contrasted under
+    VCD, before the bias) of each pair is appended to it.
     """
     import time
 
@@ -228,6 +243,13 @@ def answer_batch(
         noised = noise_pixels(inputs, ids, vcd.noise_step, seed or 0, image_token_ids(processor))
     noise_seconds = time.perf_counter() - started
     tok = processor.tokenizer
+    first: list[torch.Tensor] | None = [] if margins is not None else None
+    bias = None
+    if yes_bias:
+        yes, no = yes_no_token_ids(processor)
+        vocab = model.get_output_embeddings().weight.shape[0]
+        bias = torch.zeros(vocab, device=model.device)
+        bias[yes], bias[no] = yes_bias, -yes_bias
     new_tokens = decode(
         model,
         inputs,
@@ -240,7 +262,12 @@ def answer_batch(
         do_sample=do_sample,
         generators=generators,
         stats=stats,
+        logit_bias=bias,
+        first_scores=first,
     )
+    if margins is not None:
+        yes, no = yes_no_token_ids(processor)
+        margins.extend((first[0][:, yes] - first[0][:, no]).tolist())
     if stats is not None:
         stats.seconds += noise_seconds
     return [t.strip() for t in tok.batch_decode(new_tokens, skip_special_tokens=True)]
@@ -261,12 +288,14 @@ def answer_all(
     vcd: VCDSettings | None = None,
     stats: DecodeStats | None = None,
     max_image_side: int = DEFAULT_MAX_IMAGE_SIDE,
+    yes_bias: float = 0.0,
+    margins: list[float] | None = None,
 ) -> list[str]:
     """Answer many pairs in batches with a progress bar; images are decoded once per batch.
 
     A pair is named ``"<image file name>|<question>"`` for its sampling and noise seeds, so its
     answer is the same in any batch (see `answer_batch`). Images larger than ``max_image_side``
-    pixels on a side are refused (`open_image`).
+    pixels on a side are refused (`open_image`). ``yes_bias`` and ``margins`` as in `answer_batch`.
     """
     from tqdm import tqdm
 
@@ -288,6 +317,8 @@ def answer_all(
                 vcd=vcd,
                 sample_ids=[f"{Path(p).name}|{q}" for p, q in zip(paths, chunk, strict=True)],
                 stats=stats,
+                yes_bias=yes_bias,
+                margins=margins,
             )
         )
     return answers

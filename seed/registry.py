@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 import mlflow.pyfunc
 import pandas as pd
 
-from seed.errors import DataError
+from seed.errors import ConfigError, DataError
+from seed.eval.pope import POPE_SAMPLED_SPLITS, POPE_SPLITS
 from seed.params import check_range
 from seed.store_lock import store_lock
 
@@ -47,7 +48,6 @@ SECTION = "promote"
 MODEL_NAME = "seed-lvlm"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-POPE_SPLITS = ("random", "popular", "adversarial")
 MME_SUBTASKS = ("existence", "count", "position", "color")
 MME_MAX = 200.0  # an MME subtask scores 100 * acc + 100 * acc+
 EPS = 1e-9  # float slack: a drop of exactly `tolerance` is allowed, a gain of exactly `margin` is not
@@ -81,15 +81,22 @@ REQUIREMENTS = (
 class PromoteConfig:
     """Settings of the promotion gate (params.yaml section ``promote``).
 
-    margin: the POPE-adversarial F1 gain over the current champion (or, for the first version, over
-    the base model) that a new version must exceed. tolerance: the largest drop allowed on any POPE
-    split's F1 and on any MME subtask, both on a 0-1 scale (an MME subtask's score / 200).
+    metric: the POPE split whose F1 is the primary metric (``adversarial``, or ``counterfactual``
+    where the data has that split). margin: the primary-metric F1 gain over the current champion
+    (or, for the first version, over the base model) that a new version must exceed. tolerance: the
+    largest drop allowed on any POPE split's F1 and on any MME subtask, both on a 0-1 scale (an MME
+    subtask's score / 200).
     """
 
     margin: float = 0.005
     tolerance: float = 0.02
+    metric: str = "adversarial"
 
     def __post_init__(self) -> None:
+        if self.metric not in POPE_SPLITS:
+            raise ConfigError(
+                f"{SECTION}.metric = {self.metric!r} is not a POPE split; choose from {POPE_SPLITS}"
+            )
         check_range(SECTION, "margin", self.margin, lo=0, hi=1)
         check_range(SECTION, "tolerance", self.tolerance, lo=0, hi=1)
 
@@ -115,11 +122,15 @@ def _number(value: Any) -> float | None:
     return float(value)
 
 
-def missing_scores(scores: dict | None) -> list[str]:
-    """The score keys (``pope.<split>``, ``mme.<subtask>``) that are absent or not a finite number."""
+def missing_scores(scores: dict | None, metric: str = "adversarial") -> list[str]:
+    """The score keys (``pope.<split>``, ``mme.<subtask>``) that are absent or not a finite number.
+
+    Required: the three official POPE splits, the primary ``metric`` split and every MME subtask.
+    """
     scores = scores or {}
     pope, mme = scores.get("pope") or {}, scores.get("mme") or {}
-    return [f"pope.{s}" for s in POPE_SPLITS if _number(pope.get(s)) is None] + [
+    required = dict.fromkeys((*POPE_SAMPLED_SPLITS, metric))
+    return [f"pope.{s}" for s in required if _number(pope.get(s)) is None] + [
         f"mme.{t}" for t in MME_SUBTASKS if _number(mme.get(t)) is None
     ]
 
@@ -128,6 +139,8 @@ def regressions(candidate: dict, reference: dict, tolerance: float) -> list[str]
     """A line per POPE split or MME subtask where ``candidate`` drops more than ``tolerance`` (0-1 scale)."""
     found = []
     for split in POPE_SPLITS:
+        if _number(candidate["pope"].get(split)) is None or _number(reference["pope"].get(split)) is None:
+            continue  # a split that one of them lacks (real POPE has no counterfactual split)
         new, old = candidate["pope"][split], reference["pope"][split]
         if old - new > tolerance + EPS:
             found.append(f"POPE {split} F1 {new:.4f} < {old:.4f}")
@@ -139,32 +152,37 @@ def regressions(candidate: dict, reference: dict, tolerance: float) -> list[str]
 
 
 def promotion_decision(
-    candidate: dict | None, champion: dict | None, base: dict | None, margin: float, tolerance: float
+    candidate: dict | None,
+    champion: dict | None,
+    base: dict | None,
+    margin: float,
+    tolerance: float,
+    metric: str = "adversarial",
 ) -> tuple[bool, str]:
     """Whether ``candidate`` should become champion, and why (one line).
 
-    It must have complete scores, beat the reference's POPE-adversarial F1 by more than ``margin``,
+    It must have complete scores, beat the reference's POPE ``metric`` split F1 by more than ``margin``,
     and drop no POPE split's F1 and no MME subtask (score / 200) by more than ``tolerance``. The
     reference is ``champion``, or ``base`` when there is no champion yet (or its scores are
     incomplete). Each argument is ``{"pope": {split: f1}, "mme": {subtask: score}}``.
     """
-    missing = missing_scores(candidate)
+    missing = missing_scores(candidate, metric)
     if candidate is None or missing:
         return False, f"incomplete metrics (missing {', '.join(missing)}): never promoted"
-    if champion is not None and not missing_scores(champion):
+    if champion is not None and not missing_scores(champion, metric):
         reference, label = champion, "champion"
-    elif base is not None and not missing_scores(base):
+    elif base is not None and not missing_scores(base, metric):
         reference = base
         label = "base model" if champion is None else "base model (the champion's scores are incomplete)"
     else:
-        absent = ", ".join(missing_scores(base))
+        absent = ", ".join(missing_scores(base, metric))
         return False, f"no complete scores of the base model to compare with (missing {absent})"
-    new, old = candidate["pope"]["adversarial"], reference["pope"]["adversarial"]
+    new, old = candidate["pope"][metric], reference["pope"][metric]
     gain = new - old
     reasons = []
     if gain <= margin + EPS:
         reasons.append(
-            f"POPE adversarial F1 {new:.4f} does not beat the {label}'s {old:.4f} by more than "
+            f"POPE {metric} F1 {new:.4f} does not beat the {label}'s {old:.4f} by more than "
             f"margin {margin:g} (gain {gain:+.4f})"
         )
     dropped = regressions(candidate, reference, tolerance)
@@ -173,7 +191,7 @@ def promotion_decision(
     if reasons:
         return False, "; ".join(reasons)
     return True, (
-        f"POPE adversarial F1 {new:.4f} beats the {label}'s {old:.4f} by {gain:+.4f} (> margin {margin:g}); "
+        f"POPE {metric} F1 {new:.4f} beats the {label}'s {old:.4f} by {gain:+.4f} (> margin {margin:g}); "
         f"no POPE split or MME subtask drops more than tolerance {tolerance:g}"
     )
 
@@ -465,7 +483,7 @@ def promote(
         if TAG_DECISION in mv.tags:
             return Decision(version, is_champion, mv.tags.get(TAG_REASON, ""), changed=False)
         if is_champion:  # no gate run can demote the champion: only a better version replaces it
-            missing = missing_scores(version_scores(mv))
+            missing = missing_scores(version_scores(mv), config.metric)
             if missing:  # an alias set by hand: left to whoever set it, not recorded as the gate's
                 reason = f"champion set outside the gate; incomplete scores (missing {', '.join(missing)})"
                 return Decision(version, True, reason, changed=False)
@@ -480,7 +498,7 @@ def promote(
             if current is not None and champion is None:
                 champion = {}  # a champion set by hand without scores: the gate compares with the base model
             ok, reason = promotion_decision(
-                version_scores(mv), champion, base, config.margin, config.tolerance
+                version_scores(mv), champion, base, config.margin, config.tolerance, config.metric
             )
         if current is not None and ok:
             reason += f" (replaces version {current.version})"

@@ -16,9 +16,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-SPLITS = ("random", "popular", "adversarial")
+from seed.eval.pope import POPE_SPLITS as SPLITS
+
 MME_SUBTASKS = ("existence", "count", "position", "color")
-COLOURS = {"base": "#7f7f7f", "vcd": "#ff7f0e", "seed": "#1f77b4"}
+COLOURS = {
+    "base": "#7f7f7f",
+    "vcd": "#ff7f0e",
+    "seed": "#1f77b4",
+    "seed_no_contrast": "#9ecae1",
+    "bias": "#d62728",
+    "seed_oracle": "#2ca02c",
+}
 
 
 def _fmt(value, digits: int = 3, std=None) -> str:
@@ -38,32 +46,47 @@ def _methods(metrics: dict) -> list[str]:
 
 
 def results_table(metrics: dict) -> str:
-    """A Markdown table: method x POPE F1 per split, adversarial yes-ratio, MME total, CHAIR and cost.
+    """Markdown: a summary table (method x POPE F1 per split, MME, CHAIR, cost), then a POPE table
+    (method x split: F1 with its 95% interval, yes-ratio and the AUC of the yes-minus-no margin).
 
     Under the sampling protocol each cell reads ``mean±std`` over the seeds.
     """
     protocol = metrics.get("protocol", "?")
     seeds = metrics.get("seeds")
-    head = (
-        "| method | POPE rand F1 | POPE pop F1 | POPE adv F1 | adv yes-ratio | MME total | CHAIR_s | CHAIR_i |"
-        " fwd/token | tok/s |"
-    )
+    methods = _methods(metrics)
+    splits = [s for s in SPLITS if any(s in metrics.get("pope", {}).get(m, {}) for m in methods)]
+    short = {"random": "rand", "popular": "pop", "adversarial": "adv", "counterfactual": "CF"}
+    head = "| method | " + " | ".join(f"POPE {short[s]} F1" for s in splits)
+    head += " | MME total | CHAIR_s | CHAIR_i | fwd/token | tok/s |"
     lines = [
         f"protocol: {protocol}" + (f" (mean±std over seeds {seeds})" if seeds else ""),
         head,
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|" + "---:|" * (len(splits) + 5),
     ]
-    for m in _methods(metrics):
+    for m in methods:
         pope = metrics.get("pope", {}).get(m, {})
         mme = metrics.get("mme", {}).get(m, {})
         chair = metrics.get("chair", {}).get(m, {})
         cost = metrics.get("cost", {}).get(m, {})
-        cells = [_cell(pope.get(s, {}), "f1") for s in SPLITS]
-        cells.append(_cell(pope.get("adversarial", {}), "yes_ratio"))
+        cells = [_cell(pope.get(s, {}), "f1") for s in splits]
         cells.append(_cell(mme, "total", 1))
         cells += [_cell(chair, "chair_s"), _cell(chair, "chair_i")]
         cells += [_fmt(cost.get("forwards_per_token"), 2), _fmt(cost.get("tokens_per_second"), 1)]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "| POPE split | method | F1 | F1 95% CI | yes-ratio | AUC |",
+        "|---|---|---:|---|---:|---:|",
+    ]
+    for split in splits:
+        for m in methods:
+            entry = metrics.get("pope", {}).get(m, {}).get(split)
+            if not entry:
+                continue
+            ci = entry.get("f1_ci")
+            interval = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-"
+            cells = [_cell(entry, "f1"), interval, _cell(entry, "yes_ratio"), _cell(entry, "auc")]
+            lines.append(f"| {split} | {m} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -164,11 +187,12 @@ def write_plots(metrics: dict, out_dir: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         width = 0.8 / max(1, len(pope))
         records = []
+        present = [s for s in SPLITS if any(s in splits for splits in pope.values())]
         for i, (method, splits) in enumerate(pope.items()):
-            entries = [splits.get(s, {}) for s in SPLITS]
+            entries = [splits.get(s, {}) for s in present]
             errors = [_error(e, "f1") for e in entries]
             ax.bar(
-                [j + i * width for j in range(len(SPLITS))],
+                [j + i * width for j in range(len(present))],
                 [e.get("f1", 0) for e in entries],
                 width,
                 yerr=[[lo for lo, _ in errors], [hi for _, hi in errors]],
@@ -178,9 +202,9 @@ def write_plots(metrics: dict, out_dir: Path) -> list[Path]:
             )
             records += [
                 {"method": method, "split": s, "f1": e.get("f1")}
-                for s, e in zip(SPLITS, entries, strict=True)
+                for s, e in zip(present, entries, strict=True)
             ]
-        ax.set_xticks([j + width * (len(pope) - 1) / 2 for j in range(len(SPLITS))], SPLITS)
+        ax.set_xticks([j + width * (len(pope) - 1) / 2 for j in range(len(present))], present)
         ax.set_ylabel("POPE F1" + (" (± std over seeds)" if suffix else " (95% bootstrap CI)"))
         ax.set_ylim(0, 1)
         ax.legend()

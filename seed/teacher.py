@@ -103,6 +103,9 @@ class PurifyConfig:
     batch_size: samples per generation batch and per teacher batch (the teacher forward holds 2x).
     max_new_tokens: response length cap. shard_size: samples per shard. max_samples: 0 = all.
     seed: base seed of the per-sample noise. dtype / device: where the model runs.
+    contrast_dir: "" (default) contrasts with the noised image. A folder instead holds, under each
+    SEED image's file name, the image to contrast with: the positive control `seed_oracle` puts the
+    same scene rendered without its objects there (`seed data oracle`).
     """
 
     noise_step: int = 500
@@ -119,8 +122,11 @@ class PurifyConfig:
     seed: int = 0
     dtype: str = "float32"
     device: str = "cpu"
+    contrast_dir: str = ""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.contrast_dir, str):
+            raise ConfigError(f"{SECTION}.contrast_dir = {self.contrast_dir!r} must be a folder path or ''")
         check_integer(SECTION, "noise_step", self.noise_step, lo=0, hi=999)
         check_number(SECTION, "cd_alpha", self.cd_alpha, lo=0)
         check_number(SECTION, "cd_beta", self.cd_beta, lo=0, hi=1)
@@ -346,6 +352,7 @@ def teacher_targets(
     config: PurifyConfig,
     image_ids: set[int],
     dtype: torch.dtype | None = None,
+    contrast_pixels: torch.Tensor | None = None,
 ) -> list[SampleTargets]:
     """Purified sparse targets of one training batch (`seed.batching.build_batch` output, with labels).
 
@@ -357,6 +364,9 @@ def teacher_targets(
         config: contrast settings (noise_step, cd_alpha, cd_beta, adaptive, confidence, top_k, seed).
         image_ids: the processor's image placeholder ids (to split tiled pixel inputs).
         dtype: the model's dtype, for the pixel inputs (None keeps the processor's).
+        contrast_pixels: pixel inputs of the images to contrast with, laid out as the batch's
+            ``pixel_values``; None (default) contrasts with the batch's images noised at
+            ``config.noise_step``.
 
     Returns:
         One `SampleTargets` per sample, on the CPU, in the order of the batch.
@@ -366,7 +376,10 @@ def teacher_targets(
 
     labels = batch["labels"]
     positions = response_positions(labels)
-    noised = noise_pixels(batch, sample_ids, config.noise_step, config.seed, image_ids)
+    if contrast_pixels is None:
+        noised = noise_pixels(batch, sample_ids, config.noise_step, config.seed, image_ids)
+    else:
+        noised = contrast_pixels
     inputs = contrast_batch(batch, noised)
     if dtype is not None:
         inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
@@ -463,6 +476,9 @@ def _purify_shard(
     images = {s.image: None for s in samples}
     for name in images:
         images[name] = open_image(data_dir / IMAGES / name)
+    contrast_images = {}
+    if config.contrast_dir:
+        contrast_images = {name: open_image(Path(config.contrast_dir) / name) for name in images}
     responses: list[str] = []
     for start in range(0, len(samples), config.batch_size):
         chunk = samples[start : start + config.batch_size]
@@ -489,6 +505,15 @@ def _purify_shard(
             [r for _, r in chunk],
         )
         batch = to_device(batch, model.device)
+        contrast_pixels = None
+        if contrast_images:
+            contrast = build_batch(
+                processor,
+                [contrast_images[s.image] for s, _ in chunk],
+                [s.prompt for s, _ in chunk],
+                [r for _, r in chunk],
+            )
+            contrast_pixels = contrast["pixel_values"].to(model.device)
         targets.extend(
             teacher_targets(
                 lambda **inputs: plain_logits(model, **inputs),
@@ -497,6 +522,7 @@ def _purify_shard(
                 config,
                 image_ids,
                 dtype=model.dtype,
+                contrast_pixels=contrast_pixels,
             )
         )
     return [s for s, _ in kept], [r for _, r in kept], targets, skipped
@@ -668,7 +694,9 @@ def build_targets(
             "reused_shards": reused,
         },
         "processes": procs.world_size,
-        "flagged_share": flagged / tokens if tokens else 0.0,
+        "flagged_share": round(flagged / tokens, 4)
+        if tokens
+        else 0.0,  # rounded: byte-stable across machines
         "seconds": round(time.perf_counter() - start_time, 3),
     }
     if procs.is_main:

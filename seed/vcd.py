@@ -183,6 +183,8 @@ def decode(
     do_sample: bool = False,
     generators: Sequence[torch.Generator] | None = None,
     stats: DecodeStats | None = None,
+    logit_bias: torch.Tensor | None = None,
+    first_scores: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Generate up to ``max_new_tokens`` tokens for a left-padded batch; VCD when noised pixels are given.
 
@@ -199,6 +201,10 @@ def decode(
         cd_alpha / cd_beta: VCD contrast strength and plausibility cut-off (see `contrast_logits`).
         do_sample / generators: the token choice (see `next_tokens`).
         stats: forward calls, steps, generated tokens and seconds are added to it.
+        logit_bias: (vocab,) added to the scores of every step before the token choice (the
+            constant yes/no bias control); None adds nothing.
+        first_scores: when given, the (batch, vocab) float32 scores of the first step (contrasted
+            under VCD, before ``logit_bias``) are appended to it: the first answer token's logits.
 
     Returns:
         (batch, n_new) int64 new token ids, ``n_new <= max_new_tokens`` (the loop stops when every
@@ -246,6 +252,10 @@ def decode(
                 scores = step_logits[0]
             else:
                 scores = contrast_logits(step_logits[0], step_logits[1], cd_alpha, cd_beta)
+            if step == 0 and first_scores is not None:
+                first_scores.append(scores.float())
+            if logit_bias is not None:
+                scores = scores + logit_bias.to(scores.dtype)
             token = next_tokens(scores, do_sample, generators)
             token = token.masked_fill(finished, pad_token_id)
             generated += int((~finished).sum())

@@ -150,9 +150,10 @@ def test_metrics_json_schema(greedy_run):
     for key in ("pope", "mme", "chair", "cost", "diagnostics", "seconds"):
         assert list(metrics[key]) == methods, key
     for method in methods:
-        assert set(metrics["pope"][method]) == {"random", "popular", "adversarial"}
+        assert set(metrics["pope"][method]) == {"random", "popular", "adversarial", "counterfactual"}
         for split in metrics["pope"][method].values():
             assert set(split) >= POPE_KEYS and 0 <= split["f1"] <= 1 and len(split["f1_ci"]) == 2
+            assert 0 <= split["auc"] <= 1 and 0 <= split["yes_ratio"] <= 1
         assert set(metrics["mme"][method]) >= MME_KEYS and 0 <= metrics["mme"][method]["total"] <= 800
         assert {"chair_s", "chair_i"} <= set(metrics["chair"][method])
         assert {"forwards_per_token", "tokens_per_second"} <= set(metrics["cost"][method])
@@ -167,7 +168,7 @@ def test_answers_are_written_in_the_official_formats(greedy_run, world):
     out, metrics = greedy_run
     for method in ("base", "vcd", "seed"):
         answers = out / "answers" / method
-        for split in ("random", "popular", "adversarial"):
+        for split in ("random", "popular", "adversarial", "counterfactual"):
             scored = pope_score(world / "pope" / f"world_pope_{split}.json", answers / f"pope_{split}.jsonl")
             for key, value in scored.items():
                 assert metrics["pope"][method][split][key] == pytest.approx(value)

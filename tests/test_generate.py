@@ -178,3 +178,60 @@ def test_answer_batch_rejects_mismatched_inputs(llava):
     model, processor = llava
     with pytest.raises(ValueError, match="2 images for 1 questions"):
         answer_batch(model, processor, _images(2), ["Is there a cat?"])
+
+
+def test_margins_are_the_first_token_yes_minus_no_logits_and_the_bias_shifts_them(llava, image_files):
+    from seed.generate import open_image, yes_no_token_ids
+
+    model, processor = llava
+    yes, no = yes_no_token_ids(processor)
+    margins: list[float] = []
+    answer_all(
+        model,
+        processor,
+        image_files,
+        QUESTIONS,
+        batch_size=2,
+        max_new_tokens=2,
+        progress=False,
+        margins=margins,
+    )
+    texts = [prompt_text(processor, q) for q in QUESTIONS]
+    images = [open_image(p) for p in image_files]
+    inputs = processor(images=images, text=texts, padding=True, padding_side="left", return_tensors="pt")
+    with torch.no_grad():
+        last = model(**inputs).logits[:, -1, :]
+    assert margins == pytest.approx((last[:, yes] - last[:, no]).tolist(), abs=1e-4)
+    # a yes bias of b adds b to "Yes" and takes b from "No": a large one makes every first token "Yes"
+    biased = answer_batch(model, processor, images, QUESTIONS, max_new_tokens=1, yes_bias=1e4)
+    assert biased == [processor.tokenizer.decode([yes]).strip()] * len(QUESTIONS)
+    again: list[float] = []
+    answer_batch(model, processor, images, QUESTIONS, max_new_tokens=1, yes_bias=3.0, margins=again)
+    assert again == pytest.approx(margins, abs=1e-4)  # margins are read before the bias
+
+
+def test_vcd_margins_are_the_contrasted_first_token_logits(llava, image_files):
+    from seed.generate import open_image, yes_no_token_ids
+    from seed.teacher import image_token_ids, noise_pixels
+    from seed.vcd import contrast_logits
+
+    model, processor = llava
+    yes, no = yes_no_token_ids(processor)
+    settings = VCDSettings(cd_alpha=1.0, cd_beta=0.0, noise_step=500)  # beta 0: every token plausible
+    images = [open_image(p) for p in image_files[:2]]
+    margins: list[float] = []
+    answer_batch(
+        model, processor, images, QUESTIONS[:2], max_new_tokens=1, vcd=settings, seed=0, margins=margins
+    )
+    texts = [prompt_text(processor, q) for q in QUESTIONS[:2]]
+    inputs = processor(images=images, text=texts, padding=True, padding_side="left", return_tensors="pt")
+    noised = noise_pixels(inputs, ["0", "1"], 500, 0, image_token_ids(processor))
+    with torch.no_grad():
+        clean = model(**inputs).logits[:, -1, :]
+        other = model(**{**inputs, "pixel_values": noised}).logits[:, -1, :]
+    scores = contrast_logits(clean, other, 1.0, 0.0)  # 2 l - n
+    want = (scores[:, yes] - scores[:, no]).tolist()
+    assert torch.isfinite(scores[:, [yes, no]]).all()
+    assert margins == pytest.approx(want, abs=1e-3)
+    plain = (clean[:, yes] - clean[:, no]).tolist()
+    assert margins != pytest.approx(plain, abs=1e-3)  # the contrast changed them

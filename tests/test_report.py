@@ -17,6 +17,7 @@ def _split(f1: float) -> dict:
         "f1": f1,
         "yes_ratio": 0.5,
         "f1_ci": [f1 - 0.1, f1 + 0.05],
+        "auc": f1 - 0.05,
     }
 
 
@@ -43,11 +44,18 @@ METRICS = {
 def test_results_table_rows_and_cells():
     table = results_table(METRICS).splitlines()
     assert table[0] == "protocol: greedy"
-    assert table[3] == "| base | 0.800 | 0.750 | 0.700 | 0.500 | 490.0 | 0.300 | 0.100 | 1.00 | 500.0 |"
+    assert table[1].startswith("| method | POPE rand F1 | POPE pop F1 | POPE adv F1 | MME total |")
+    assert table[3] == "| base | 0.800 | 0.750 | 0.700 | 490.0 | 0.300 | 0.100 | 1.00 | 500.0 |"
     assert table[4].startswith("| vcd | 0.820 |") and table[4].endswith("| 2.00 | 260.0 |")
     assert table[5].startswith("| seed |")
+    # the POPE detail table: F1, its interval, yes-ratio and AUC per split and method
+    assert "| adversarial | seed | 0.770 | [0.670, 0.820] | 0.500 | 0.720 |" in table
     partial = results_table({"protocol": "greedy", "pope": {"base": {"random": _split(0.5)}}})
-    assert "| base | 0.500 | - | - | - | - | - | - | - | - |" in partial
+    assert "| base | 0.500 | - | - | - | - | - |" in partial
+    with_cf = dict(METRICS, pope={"base": {"adversarial": _split(0.7), "counterfactual": _split(0.4)}})
+    lines = results_table(with_cf).splitlines()
+    assert "POPE CF F1" in lines[1] and "POPE rand F1" not in lines[1]
+    assert "| counterfactual | base | 0.400 | [0.300, 0.450] | 0.500 | 0.350 |" in lines
 
 
 def test_results_table_shows_std_under_sampling():

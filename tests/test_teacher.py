@@ -330,3 +330,57 @@ def test_sigkill_mid_run_then_rerun_resumes_to_the_same_targets(world, llava, tm
     assert targets_differences(reference, out) == []
     assert not list(out.glob(".*.tmp"))
     assert read_manifest(out).num_samples == read_manifest(reference).num_samples
+
+
+def test_no_contrast_targets_are_the_clean_teacher_renormalised_on_the_plausible_set(world, llava, tmp_path):
+    """seed_no_contrast (cd_alpha 0): the target is softmax(clean logits) restricted to V_t and renormalised."""
+    config = dataclasses.replace(CONFIG, cd_alpha=0.0)
+    out = tmp_path / "targets"
+    build_targets(llava, world, out, config, progress=False)
+    model, processor = load_tiny(llava)
+    path = out / "shard-00001.safetensors"
+    shard, _ = read_shard(path)
+    sample = read_sidecar(path)["samples"][0]
+    image = open_image(world / "images" / "seed" / sample["image"])
+    batch = build_batch(processor, [image], [sample["prompt"]], [sample["response"]])
+    labels = batch.pop("labels")[0]
+    with torch.no_grad():
+        clean = model(**batch).logits[0]
+    positions = (labels != IGNORE_INDEX).nonzero().squeeze(1) - 1
+    probs = clean[positions].float().softmax(-1)  # (tokens, vocab)
+    plausible = probs >= config.cd_beta * probs.max(-1, keepdim=True).values
+    expected = torch.where(plausible, probs, torch.zeros_like(probs))
+    expected = expected / expected.sum(-1, keepdim=True)
+    got, got_mask = densify(shard[0], clean.shape[-1])
+    # top_k keeps at most 8 tokens; every stored token is plausible and carries its renormalised mass
+    assert got_mask.any(-1).all() and (got_mask <= plausible).all()
+    assert torch.allclose(got[got_mask].exp(), expected[got_mask], atol=2e-3)
+
+
+def test_contrast_dir_replaces_the_noised_image(world, llava, tmp_path):
+    """purify.contrast_dir: the contrast image is read from the folder (the oracle control), not noised."""
+    from seed.world.synth import render_oracle_seed_images
+
+    oracle = tmp_path / "oracle"
+    render_oracle_seed_images(world, oracle)
+    config = dataclasses.replace(CONFIG, contrast_dir=str(oracle), max_samples=4)
+    out = tmp_path / "targets"
+    build_targets(llava, world, out, config, progress=False)
+    model, processor = load_tiny(llava)
+    path = out / "shard-00000.safetensors"
+    shard, _ = read_shard(path)
+    sample = read_sidecar(path)["samples"][0]
+    clean_image = open_image(world / "images" / "seed" / sample["image"])
+    oracle_image = open_image(oracle / sample["image"])
+    batch = build_batch(processor, [clean_image], [sample["prompt"]], [sample["response"]])
+    labels = batch.pop("labels")[0]
+    contrast = build_batch(processor, [oracle_image], [sample["prompt"]], [sample["response"]])
+    with torch.no_grad():
+        clean = model(**batch).logits[0]
+        other = model(**{**batch, "pixel_values": contrast["pixel_values"]}).logits[0]
+    positions = (labels != IGNORE_INDEX).nonzero().squeeze(1) - 1
+    log_probs, support = purify_logits(clean[positions], other[positions], 1.0, 0.1)
+    want, want_mask = densify(sparsify_targets(log_probs, support, CONFIG.top_k), clean.shape[-1])
+    got, got_mask = densify(shard[0], clean.shape[-1])
+    assert torch.equal(got_mask, want_mask)
+    assert torch.allclose(got[got_mask], want[want_mask], atol=2e-3)

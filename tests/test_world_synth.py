@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 
 from seed.errors import ConfigError, DataError
+from seed.eval.pope import POPE_SPLITS
 from seed.params import config_from_dict
-from seed.world.benchmarks import MME_SUBTASKS, POPE_SPLITS
+from seed.world.benchmarks import MME_SUBTASKS
 from seed.world.synth import WorldConfig, synthesize
 from seed.world.vocab import CATEGORIES
 
@@ -57,7 +58,8 @@ def test_same_seed_gives_identical_bytes_and_another_seed_differs(world, tmp_pat
 
 def test_layout_and_summary(world, tmp_path):
     summary = synthesize(tmp_path / "w", WorldConfig(**TINY), progress=False)
-    assert summary["images"] == {"train": 20, "seed": 5, "eval": 10 + 4 * 4 + 5}
+    # eval: POPE, as many again for the counterfactual split, MME, CHAIR
+    assert summary["images"] == {"train": 20, "seed": 5, "eval": 10 + 10 + 4 * 4 + 5}
     assert summary["files"]["pope/world_pope_random.json"] == 60
     for name in (
         "world.json",
@@ -252,3 +254,63 @@ def test_config_cross_field_and_params_mapping():
     with pytest.raises(ConfigError, match=r"world\.colours"):
         config_from_dict(WorldConfig, {"colours": 3}, "world")
     assert config_from_dict(WorldConfig, {"seed": 4}, "world").seed == 4
+
+
+def _objects_by_image(world: Path) -> tuple[dict[str, str], dict[str, list[dict]]]:
+    coco = json.loads((world / "annotations.json").read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    scene = {image["file_name"]: image["scene"] for image in coco["images"]}
+    by_id = {image["id"]: image["file_name"] for image in coco["images"]}
+    objects: dict[str, list[dict]] = {}
+    for ann in coco["annotations"]:
+        objects.setdefault(by_id[ann["image_id"]], []).append(ann | {"name": names[ann["category_id"]]})
+    return scene, objects
+
+
+def test_counterfactual_split_asks_atypical_present_and_typical_absent(world):
+    from seed.world.vocab import SCENE_BY_NAME
+
+    rows = [
+        json.loads(line) for line in (world / "pope/world_pope_counterfactual.json").read_text().splitlines()
+    ]
+    scene, objects = _objects_by_image(world)
+    assert len(rows) == 60 and [r["question_id"] for r in rows] == list(range(1, 61))
+    assert all(list(r) == ["question_id", "image", "text", "label"] for r in rows)
+    assert Counter(r["label"] for r in rows) == {"yes": 30, "no": 30}
+    assert [r["label"] for r in rows[:6]] == ["yes", "no"] * 3
+    other_pope = {
+        json.loads(line)["image"] for line in (world / "pope/world_pope_random.json").read_text().splitlines()
+    }
+    images = {r["image"] for r in rows}
+    assert len(images) == 10 and not images & other_pope  # its own images, none shared with POPE
+    for row in rows:
+        name = row["text"].removeprefix("Is there a ").removesuffix(" in the image?")
+        present = {o["name"] for o in objects[row["image"]]}
+        typical = set(SCENE_BY_NAME[scene[row["image"]]].typical_names())
+        if row["label"] == "yes":
+            assert name in present and name not in typical
+        else:
+            assert name not in present and name in typical
+    for image in images:  # three distinct questions of each kind per image
+        asked = [r["text"] for r in rows if r["image"] == image]
+        assert len(asked) == 6 == len(set(asked))
+
+
+def test_oracle_image_is_the_scene_background_without_its_objects(world, tmp_path):
+    from seed.world.render import glyph_footprint
+    from seed.world.synth import render_oracle_seed_images
+
+    names = render_oracle_seed_images(world, tmp_path / "oracle")
+    assert names == sorted(p.name for p in (world / "images/seed").iterdir())
+    _, objects = _objects_by_image(world)
+    for name in names:
+        real = np.asarray(Image.open(world / "images/seed" / name)).astype(int)
+        oracle = np.asarray(Image.open(tmp_path / "oracle" / name)).astype(int)
+        covered = np.zeros(real.shape[:2], dtype=bool)
+        for obj in objects[name]:
+            x, y, px, _ = obj["bbox"]
+            fill, outline = glyph_footprint(obj["name"], px)
+            window = covered[y - 1 : y + px + 1, x - 1 : x + px + 1]
+            window |= (fill | outline)[: window.shape[0], : window.shape[1]]
+        assert np.array_equal(real[~covered], oracle[~covered])  # the same background, pixel for pixel
+        assert (real[covered] != oracle[covered]).any(axis=-1).mean() > 0.5  # the objects are gone

@@ -131,3 +131,27 @@ def test_seed_instructions_have_no_answers_and_ask_typical_objects():
         for turn in turns[1:]:
             assert turn["value"].endswith(SHORT_ANSWER)
             assert any(f" {name} " in turn["value"] or f" {name}?" in turn["value"] for name in typical)
+
+
+def test_seed_questions_from_the_whole_vocabulary_are_label_free_and_distinct():
+    from seed.world.vocab import CATEGORY_NAMES
+
+    config = WorldConfig(seed_questions=10, seed_question_pool="all")
+    asked_typical = asked = 0
+    for index in range(60):
+        scene = sample_scene(np.random.default_rng([0, index]), config)
+        # the words drawn do not depend on the image: the same stream gives the same questions for any scene
+        turns = seed_instructions(scene, np.random.default_rng([1, index]), config)
+        other = seed_instructions(
+            sample_scene(np.random.default_rng([9, index]), config), np.random.default_rng([1, index]), config
+        )
+        assert (
+            turns == other
+            and {"from"} | {"value"} == set(turns[0])
+            and all(t["from"] == "human" for t in turns)
+        )
+        names = [next(n for n in CATEGORY_NAMES if f" {n} in" in t["value"]) for t in turns[1:]]
+        assert len(names) == 10 == len(set(names))
+        asked += len(names)
+        asked_typical += sum(n in SCENE_BY_NAME[scene.kind].typical_names() for n in names)
+    assert 0.1 < asked_typical / asked < 0.4  # about 8 in 34 categories are typical of a scene

@@ -23,6 +23,10 @@ from seed.errors import DataError, SeedError
 from seed.eval.bootstrap import bootstrap_ci
 from seed.inputs import check_prompt, check_relative_name
 
+# The official POPE splits (COCO, A-OKVQA, GQA each ship these three) and the project's counterfactual
+# split: present objects atypical for the scene, absent ones typical for it (docs/world.md).
+POPE_SAMPLED_SPLITS = ("random", "popular", "adversarial")
+POPE_SPLITS = (*POPE_SAMPLED_SPLITS, "counterfactual")
 POPE_PROMPT_SUFFIX = "\nAnswer the question using a single word or phrase."
 POPE_LABELS = ("yes", "no")
 POPE_METRIC_KEYS = ("accuracy", "precision", "recall", "f1", "yes_ratio")
@@ -184,6 +188,38 @@ def ranking_auc(scores: Any, positive: Any) -> float:
     pos, neg = scores[positive], scores[~positive]
     wins = (pos[:, None] > neg[None]).float().mean() + 0.5 * (pos[:, None] == neg[None]).float().mean()
     return float(wins)
+
+
+def margin_auc(labels: list[str], margins: list[float]) -> float | None:
+    """The AUC of the yes-minus-no margin: how often a "yes" question outscores a "no" one.
+
+    labels: "yes"/"no" per question; margins: the first answer token's yes-minus-no logit per
+    question. 1.0 separates perfectly, 0.5 is chance, below 0.5 the margin points the wrong way
+    (the prior outvotes the image). None when either label is missing.
+    """
+    if len(labels) != len(margins):
+        raise ValueError(f"{len(labels)} labels but {len(margins)} margins")
+    _check_binary("labels", labels)
+    positive = np.asarray(labels) == "yes"
+    if positive.all() or not positive.any():
+        return None
+    scores = np.asarray(margins, dtype=np.float64)
+    pos, neg = scores[positive], scores[~positive]
+    # rank form of the Mann-Whitney statistic (ties share their mean rank): O(n log n) memory-light
+    order = np.argsort(np.concatenate([pos, neg]), kind="stable")
+    values = np.concatenate([pos, neg])[order]
+    ranks = np.empty(len(values))
+    start = 0
+    while start < len(values):
+        stop = start
+        while stop + 1 < len(values) and values[stop + 1] == values[start]:
+            stop += 1
+        ranks[start : stop + 1] = (start + stop) / 2 + 1
+        start = stop + 1
+    rank_of = np.empty(len(values))
+    rank_of[order] = ranks
+    wins = rank_of[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2
+    return float(wins / (len(pos) * len(neg)))
 
 
 def confusion_counts(labels: list[str], predictions: list[str]) -> dict[str, int]:

@@ -18,11 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from seed.world.scene import WorldScene, other_colour, typical_choice
+from seed.eval.pope import POPE_SAMPLED_SPLITS
+from seed.world.scene import WorldScene, atypical_names, other_colour, typical_choice
 from seed.world.text import left_right_pairs
 from seed.world.vocab import CATEGORY_BY_NAME, CATEGORY_NAMES, SCENE_BY_NAME, article, number_word
 
-POPE_SPLITS = ("random", "popular", "adversarial")
 POPE_PER_IMAGE = 3
 MME_SUBTASKS = ("existence", "count", "position", "color")
 MME_SUFFIX = " Please answer yes or no."
@@ -72,7 +72,7 @@ def pope_negatives(
             pool = [n for n in absent if n not in negatives]
             negatives.append(min(pool, key=lambda n, name=name: (-table[name][n], -frequency[n], order[n])))
         return negatives
-    raise ValueError(f"unknown POPE split {split!r}; expected one of {POPE_SPLITS}")
+    raise ValueError(f"unknown POPE split {split!r}; expected one of {POPE_SAMPLED_SPLITS}")
 
 
 def pope_question(name: str) -> str:
@@ -91,7 +91,7 @@ def build_pope(
     The same present categories are asked in every split; rows alternate yes / no, question ids
     count from 1 in each split.
     """
-    rows: dict[str, list[dict]] = {split: [] for split in POPE_SPLITS}
+    rows: dict[str, list[dict]] = {split: [] for split in POPE_SAMPLED_SPLITS}
     for file_name, scene in images:
         present = sorted(scene.categories(), key=CATEGORY_NAMES.index)
         if len(present) < POPE_PER_IMAGE:
@@ -100,7 +100,7 @@ def build_pope(
             )
         picks = rng.choice(len(present), size=POPE_PER_IMAGE, replace=False)
         chosen = [present[int(i)] for i in picks]
-        for split in POPE_SPLITS:
+        for split in POPE_SAMPLED_SPLITS:
             negatives = pope_negatives(split, present, chosen, rng, frequency, table)
             for yes, no in zip(chosen, negatives, strict=True):
                 for name, label in ((yes, "yes"), (no, "no")):
@@ -112,6 +112,41 @@ def build_pope(
                             "label": label,
                         }
                     )
+    return rows
+
+
+def build_pope_counterfactual(images: list[tuple[str, WorldScene]], rng: np.random.Generator) -> list[dict]:
+    """Rows of the counterfactual POPE split, in the official format, for (file_name, scene) pairs.
+
+    Per image, 3 present categories that are atypical for its scene type ("yes"), each followed by
+    one absent category from the scene's typical set ("no"), drawn by the scene's weights without
+    repeats. A model that answers from the scene prior gets both halves wrong; one that reads the
+    objects gets both right. Each scene must hold >= 3 distinct atypical categories.
+    """
+    rows: list[dict] = []
+    for file_name, scene in images:
+        present = set(scene.categories())
+        atypical = [name for name in atypical_names(scene.kind) if name in present]
+        if len(atypical) < POPE_PER_IMAGE:
+            raise ValueError(
+                f"{file_name}: the counterfactual split needs {POPE_PER_IMAGE} atypical categories, "
+                f"has {len(atypical)}"
+            )
+        picks = rng.choice(len(atypical), size=POPE_PER_IMAGE, replace=False)
+        chosen = [atypical[int(i)] for i in picks]
+        asked: set[str] = set(present)
+        for yes in chosen:
+            no = typical_choice(rng, scene.kind, exclude=asked)
+            asked.add(no)
+            for name, label in ((yes, "yes"), (no, "no")):
+                rows.append(
+                    {
+                        "question_id": len(rows) + 1,
+                        "image": file_name,
+                        "text": pope_question(name),
+                        "label": label,
+                    }
+                )
     return rows
 
 

@@ -193,12 +193,21 @@ def _place(
 
 
 def sample_objects(
-    rng: np.random.Generator, kind: str, n_objects: int, config: WorldConfig
+    rng: np.random.Generator,
+    kind: str,
+    n_objects: int,
+    config: WorldConfig,
+    categories: list[str] | None = None,
 ) -> list[PlacedObject]:
-    """Draw and place ``n_objects`` objects for a scene of type ``kind`` (some may be dropped if no room)."""
+    """Draw and place ``n_objects`` objects for a scene of type ``kind`` (some may be dropped if no room).
+
+    ``categories`` fixes the categories of the first objects (drawn first, in that order); the rest
+    are drawn by the scene's co-occurrence rule.
+    """
     placed: list[PlacedObject] = []
-    for _ in range(n_objects):
-        category = draw_category(rng, kind, config.cooccurrence)
+    fixed = list(categories or [])
+    for index in range(n_objects):
+        category = fixed[index] if index < len(fixed) else draw_category(rng, kind, config.cooccurrence)
         colour = draw_colour(rng, category, config.atypical_colour_rate)
         if rng.random() < config.small_object_rate:
             size = "small"
@@ -228,3 +237,29 @@ def sample_scene(rng: np.random.Generator, config: WorldConfig, min_distinct: in
         if len(objects) >= config.min_objects and len(scene.categories()) >= min_distinct:
             return scene
     raise RuntimeError(f"no scene with {min_distinct} distinct categories after {SCENE_TRIES} tries")
+
+
+def atypical_names(kind: str) -> list[str]:
+    """The categories outside the scene type's typical set, in vocabulary order."""
+    typical = set(SCENE_BY_NAME[kind].typical_names())
+    return [name for name in CATEGORY_NAMES if name not in typical]
+
+
+def sample_counterfactual_scene(rng: np.random.Generator, config: WorldConfig, n_atypical: int) -> WorldScene:
+    """A scene holding ``n_atypical`` distinct categories that are atypical for its type, all placed.
+
+    The atypical objects come first (so nothing hides them beyond ``config.min_visible``); up to
+    ``config.max_objects - n_atypical`` more objects follow the usual co-occurrence rule, so the
+    scene still looks like its type. Used by the counterfactual POPE split.
+    """
+    for _ in range(SCENE_TRIES):
+        kind = SCENES[int(rng.integers(len(SCENES)))].name
+        pool = atypical_names(kind)
+        picks = rng.choice(len(pool), size=n_atypical, replace=False)
+        chosen = [pool[int(i)] for i in picks]
+        extra = int(rng.integers(0, max(config.max_objects - n_atypical, 0) + 1))
+        objects = sample_objects(rng, kind, n_atypical + extra, config, categories=chosen)
+        scene = WorldScene(kind, objects)
+        if set(chosen) <= set(scene.categories()):
+            return scene
+    raise RuntimeError(f"no scene with {n_atypical} atypical categories after {SCENE_TRIES} tries")

@@ -27,9 +27,10 @@ from seed.errors import ConfigError, DataError
 from seed.params import check_range
 from seed.world.benchmarks import (
     MME_SUBTASKS,
-    POPE_SPLITS,
+    POPE_PER_IMAGE,
     MmeItem,
     build_pope,
+    build_pope_counterfactual,
     category_frequency,
     cooccurrence,
     mme_color,
@@ -38,7 +39,7 @@ from seed.world.benchmarks import (
     mme_position,
 )
 from seed.world.render import GLYPH_GRID, GLYPH_MIN_DISTANCE, GLYPH_SEED, encode_png, render_scene
-from seed.world.scene import SCENE_TRIES, WorldScene, sample_scene
+from seed.world.scene import SCENE_TRIES, WorldScene, sample_counterfactual_scene, sample_scene
 from seed.world.text import seed_instructions, train_conversation
 from seed.world.vocab import CATEGORIES, vocabulary_record
 
@@ -46,6 +47,7 @@ SECTION = "world"
 GENERATOR = "seed.world"
 GENERATOR_VERSION = "2"
 NEGATIVE_SAMPLING = ("random", "adversarial")
+SEED_QUESTION_POOLS = ("typical", "all")
 MAX_IMAGES = 1_000_000  # file names carry six digits
 # Random stream numbers: one per split / purpose, so each can change size without moving the others.
 STREAM = {
@@ -60,6 +62,8 @@ STREAM = {
     "pope_questions": 9,
     "train_text": 11,
     "seed_text": 12,
+    "counterfactual": 13,
+    "counterfactual_questions": 14,
 }
 
 
@@ -69,7 +73,8 @@ class WorldConfig:
 
     seed: master random seed. image_size: side of the square RGB images, in pixels.
     n_train / n_seed: images with conversations / with label-free instructions.
-    n_pope_images: POPE images (6 questions each per split); n_mme_images: images per MME subtask;
+    n_pope_images: POPE images (6 questions each per split; as many again, with atypical objects, for
+    the counterfactual split); n_mme_images: images per MME subtask;
     n_chair_images: images to caption for CHAIR. All evaluation images are distinct.
     min_objects / max_objects: objects per image (POPE images get at least 3 distinct categories).
     cooccurrence: share of objects drawn from the scene's typical set (the rest uniformly).
@@ -86,7 +91,8 @@ class WorldConfig:
     yes_no_form_rate: share of training yes/no questions phrased "... in this image? Please answer
     yes or no." instead of ending with the single-word instruction (instruction-format variety).
     qa_per_image: question turns per training image. seed_questions: questions per SEED image (plus
-    a caption request). mme_atypical_share: share of MME color images about an atypical colour.
+    a caption request). seed_question_pool: what they ask about, chosen without looking at the image:
+    ``typical`` (the scene type's typical objects) or ``all`` (any category, uniformly). mme_atypical_share: share of MME color images about an atypical colour.
     """
 
     seed: int = 0
@@ -109,6 +115,7 @@ class WorldConfig:
     hard_negative_rate: float = 0.0
     qa_per_image: int = 6
     seed_questions: int = 3
+    seed_question_pool: str = "typical"
     mme_atypical_share: float = 0.5
     yes_no_form_rate: float = 0.3
 
@@ -124,7 +131,7 @@ class WorldConfig:
             "min_objects": (1, 10),
             "max_objects": (1, 10),
             "qa_per_image": (1, 30),
-            "seed_questions": (0, 8),
+            "seed_questions": (0, 34),
         }
         for name, (lo, hi) in ints.items():
             value = getattr(self, name)
@@ -150,6 +157,11 @@ class WorldConfig:
             check_range(SECTION, name, float(value), 0.0, 1.0)
         check_range(SECTION, "min_visible", self.min_visible, 0.0, 1.0, lo_open=True)
         check_range(SECTION, "max_objects", self.max_objects, self.min_objects, 10)
+        if self.seed_question_pool not in SEED_QUESTION_POOLS:
+            raise ConfigError(
+                f"{SECTION}.seed_question_pool = {self.seed_question_pool!r} is not one of "
+                f"{', '.join(SEED_QUESTION_POOLS)}"
+            )
         if self.train_negative_sampling not in NEGATIVE_SAMPLING:
             raise ConfigError(
                 f"{SECTION}.train_negative_sampling = {self.train_negative_sampling!r} is not one "
@@ -163,7 +175,7 @@ class WorldConfig:
         return (
             self.n_train
             + self.n_seed
-            + self.n_pope_images
+            + 2 * self.n_pope_images
             + len(MME_SUBTASKS) * self.n_mme_images
             + self.n_chair_images
         )
@@ -324,6 +336,23 @@ def _pope_rows(
     return rows
 
 
+def _write_pope_counterfactual(writer: _Writer, config: WorldConfig) -> list[dict]:
+    """The counterfactual split's own images (3 atypical objects each) and its file.
+
+    Written after the other POPE files, so their co-occurrence counts do not see these images.
+    """
+    images = []
+    for index in range(config.n_pope_images):
+        rng = _rng(config, "counterfactual", index)
+        scene = sample_counterfactual_scene(rng, config, POPE_PER_IMAGE)
+        file_name, _ = writer.add("eval", scene, rng)
+        images.append((file_name, scene))
+    rows = build_pope_counterfactual(images, _rng(config, "counterfactual_questions"))
+    text = "".join(_json(row) for row in rows)
+    (writer.root / "pope" / "world_pope_counterfactual.json").write_text(text)
+    return rows
+
+
 def _write_mme(writer: _Writer, config: WorldConfig) -> dict[str, dict]:
     meta: dict[str, dict] = {}
     for subtask in MME_SUBTASKS:
@@ -390,6 +419,7 @@ def _write_world(root: Path, config: WorldConfig, tick: Callable[[], None]) -> d
     mme_meta = _write_mme(writer, config)
     _write_chair(writer, config)
     pope = _pope_rows(writer, config, pope_images)
+    pope["counterfactual"] = _write_pope_counterfactual(writer, config)
     counts = _counts(writer, config, pope, mme_meta)
     _write_metadata(writer, config, counts)
     return counts
@@ -411,7 +441,7 @@ def _counts(writer: _Writer, config: WorldConfig, pope: dict[str, list[dict]], m
         "mme/meta.json": len(mme_meta),
         "synonyms.txt": len(CATEGORIES),
     }
-    files |= {f"pope/world_pope_{split}.json": len(pope[split]) for split in POPE_SPLITS}
+    files |= {f"pope/world_pope_{split}.json": len(pope[split]) for split in pope}
     files |= {f"mme/{subtask}": config.n_mme_images for subtask in MME_SUBTASKS}
     return {"images": images, "annotations": annotations, "files": files}
 
@@ -448,3 +478,34 @@ def synthesize(out_dir: Path, config: WorldConfig, progress: bool = True) -> dic
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
     return {"out_dir": str(out_dir), "seconds": round(time.perf_counter() - start, 2), **counts}
+
+
+def world_config(data_dir: Path) -> WorldConfig:
+    """The `WorldConfig` a world folder was generated with (its world.json)."""
+    path = Path(data_dir) / "world.json"
+    if not is_world(Path(data_dir)):
+        raise DataError(path, "not a world generated by seed.world (missing or foreign world.json)")
+    return WorldConfig(**json.loads(path.read_text())["config"])
+
+
+def render_oracle_seed_images(data_dir: Path, out_dir: Path) -> list[str]:
+    """Each SEED image of a world, redrawn without its objects, as ``out_dir/<same file name>``.
+
+    The scene is re-sampled from the image's own random stream, so the background (colour, texture
+    and pixel noise) is exactly the one under the objects of the real image: the picture of the
+    scene prior alone, which the positive-control contrast (`purify.contrast: oracle`) subtracts.
+    Returns the file names written.
+    """
+    from seed.world.render import draw_background
+
+    config = world_config(data_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    names = []
+    for index in range(config.n_seed):
+        rng = _rng(config, "seed", index)
+        scene = sample_scene(rng, config)
+        file_name = f"seed_{config.n_train + index:06d}.png"
+        (out_dir / file_name).write_bytes(encode_png(draw_background(scene.kind, config.image_size, rng)))
+        names.append(file_name)
+    return names

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from seed.world.scene import WorldScene, other_colour, typical_choice
-from seed.world.vocab import CATEGORY_BY_NAME, SCENE_BY_NAME, article, number_word
+from seed.world.vocab import CATEGORY_BY_NAME, CATEGORY_NAMES, SCENE_BY_NAME, article, number_word
 
 if TYPE_CHECKING:
     from seed.world.synth import WorldConfig
@@ -268,10 +268,19 @@ def seed_instructions(
 ) -> list[dict[str, str]]:
     """Human turns only for one SEED image: a caption request and ``seed_questions`` questions.
 
-    The questions are about objects drawn from the scene type's typical set without looking at what
-    the image holds (existence two times in three, colour otherwise), so they carry no label.
+    No question looks at what the image holds, so none carries a label. With ``seed_question_pool``
+    ``typical`` they are about objects drawn from the scene type's typical set (existence two times
+    in three, colour otherwise); with ``all``, existence questions about categories drawn uniformly
+    from the whole vocabulary, typical and atypical alike, so that purified targets can teach "yes"
+    where the image shows an unexpected object as well as "no" where the scene merely suggests one.
     """
     prompts = [CAPTION_PROMPT]
+    if config.seed_question_pool == "all":
+        picks = rng.choice(
+            len(CATEGORY_NAMES), size=min(config.seed_questions, len(CATEGORY_NAMES)), replace=False
+        )
+        prompts += [short(existence_question(CATEGORY_NAMES[int(i)])) for i in picks]
+        return [{"from": "human", "value": IMAGE_TOKEN + p if i == 0 else p} for i, p in enumerate(prompts)]
     asked: set[str] = set()
     typical = SCENE_BY_NAME[scene.kind].typical_names()
     for _ in range(min(config.seed_questions, len(typical))):
