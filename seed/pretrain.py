@@ -30,7 +30,18 @@ SECTION = "pretrain"
 
 @dataclass
 class PretrainConfig:
-    """Hyperparameters of stage `pretrain` (params.yaml section ``pretrain``)."""
+    """Hyperparameters of stage `pretrain` (params.yaml section ``pretrain``).
+
+    The curriculum grounds first and biases second, as real models are pretrained broadly and then
+    tuned on biased instruction data: with ``grounding_steps`` > 0, stage 0 and the first
+    ``grounding_steps`` of the ``steps`` LLaVA steps read a *grounding world*, the data folder's own
+    world drawn again with ``grounding_seed``, ``grounding_cooccurrence`` (0: objects ignore the scene)
+    and ``grounding_hard_negative_rate``; the rest read the data folder's training split. With
+    ``degraded_rate`` > 0 that share of every LLaVA batch is noised at a uniform random diffusion step
+    (its text unchanged), as real photos are blurred or dark yet captioned by what they show: the
+    model learns to answer from context when it cannot see, which is the prior the noised contrast
+    view isolates.
+    """
 
     steps: int = 600
     batch_size: int = 32
@@ -44,6 +55,12 @@ class PretrainConfig:
     vision_lr: float = 1e-3
     vision_batch_size: int = 64
     vision_align: bool = False  # stage 0 scores categories by cosine to their name's word embedding
+    degraded_rate: float = 0.0  # share of each LLaVA-stage batch noised at a random step, text unchanged
+    grounding_steps: int = 0  # the first LLaVA steps (and stage 0) on a world whose objects ignore the scene
+    grounding_seed: int = 1000  # world seed of that grounding world
+    grounding_cooccurrence: float = 0.0
+    grounding_hard_negative_rate: float = 0.5
+    freeze_vision: bool = False  # keep the vision tower of stage 0 fixed in the LLaVA stage (as LLaVA-1.5)
     device: str = "cpu"  # where training runs ("cuda" for a long pretraining on a GPU)
     dtype: str = "float32"  # "bfloat16": autocast on the device; the weights stay float32
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -61,6 +78,13 @@ class PretrainConfig:
         check_range(SECTION, "vision_steps", self.vision_steps, lo=0)
         check_range(SECTION, "vision_lr", self.vision_lr, lo=0, hi=1, lo_open=True)
         check_range(SECTION, "vision_batch_size", self.vision_batch_size, lo=1)
+        check_range(SECTION, "degraded_rate", self.degraded_rate, lo=0, hi=1)
+        check_range(SECTION, "grounding_steps", self.grounding_steps, lo=0, hi=self.steps)
+        check_range(SECTION, "grounding_seed", self.grounding_seed, lo=0)
+        check_range(SECTION, "grounding_cooccurrence", self.grounding_cooccurrence, lo=0, hi=1)
+        check_range(SECTION, "grounding_hard_negative_rate", self.grounding_hard_negative_rate, lo=0, hi=1)
+        if not isinstance(self.freeze_vision, bool):
+            raise ConfigError(f"{SECTION}.freeze_vision = {self.freeze_vision!r} must be true or false")
         if not isinstance(self.vision_align, bool):
             raise ConfigError(f"{SECTION}.vision_align = {self.vision_align!r} must be true or false")
         check_runtime(SECTION, self.dtype, self.device)
@@ -177,6 +201,45 @@ def collate(rows: list[tuple[list[int], list[int]]], pad_id: int):
     return input_ids, labels, attention
 
 
+def grounding_world(data_dir: Path, out_dir: Path, config: PretrainConfig) -> Path:
+    """The curriculum's grounding world: the data folder's world drawn again with the grounding
+    seed, co-occurrence and hard-negative rate; training split only. Returns ``out_dir``."""
+    import dataclasses
+
+    from seed.world.synth import synthesize, world_config
+
+    world = dataclasses.replace(
+        world_config(data_dir),
+        seed=config.grounding_seed,
+        cooccurrence=config.grounding_cooccurrence,
+        hard_negative_rate=config.grounding_hard_negative_rate,
+        n_seed=0,
+        n_pope_images=0,
+        n_mme_images=0,
+        n_chair_images=0,
+    )
+    synthesize(out_dir, world, progress=False)
+    return out_dir
+
+
+def degrade(pixels, rate: float, generator):
+    """A copy of (batch, 3, H, W) ``pixels`` with a share ``rate`` of the images, drawn by ``generator``,
+    noised at a uniform random diffusion step in [0, 999] (`seed.noise.add_diffusion_noise`)."""
+    import torch
+
+    from seed.noise import DEFAULT_NUM_STEPS, add_diffusion_noise
+
+    chosen = (torch.rand(pixels.shape[0], generator=generator) < rate).nonzero().flatten().tolist()
+    if not chosen:
+        return pixels
+    out = pixels.clone()
+    for i in chosen:
+        step = int(torch.randint(DEFAULT_NUM_STEPS, (1,), generator=generator))
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        out[i : i + 1] = add_diffusion_noise(pixels[i : i + 1], step, seeds=[seed])
+    return out
+
+
 def lr_at(step: int, config: PretrainConfig) -> float:
     """Linear warm-up then cosine decay to 10% of the peak."""
     if step < config.warmup_steps:
@@ -201,20 +264,36 @@ def pretrain(
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if config.threads:
         torch.set_num_threads(config.threads)
-    records = load_conversations(data_dir / "train" / "conversations.json", require_answers=True)
-    tokenizer = build_tokenizer(collect_texts(data_dir))
+    scratch = None
+    worlds = [data_dir]
+    if config.grounding_steps:
+        import tempfile
+
+        scratch = tempfile.TemporaryDirectory(prefix="seed-grounding-")
+        worlds.insert(0, grounding_world(data_dir, Path(scratch.name) / "world", config))
+    texts = collect_texts(data_dir)
+    if config.grounding_steps:  # the same vocabulary, but its training answers too
+        rows = load_conversations(worlds[0] / "train" / "conversations.json", require_answers=True)
+        texts += [turn["value"] for row in rows for turn in row["conversations"]]
+    tokenizer = build_tokenizer(texts)
     processor = build_processor(tokenizer, config.model)
     model = build_model(config.model, tokenizer, seed=config.seed).to(config.device)
-
     n_img = config.model.num_image_tokens
-    encoded = encode_conversations(tokenizer, [to_messages(r["conversations"]) for r in records], n_img)
-    image_paths = [data_dir / "images" / "train" / r["image"] for r in records]
-    pixels = load_pixels(processor, image_paths).to(config.device)
+
+    def load_world(world: Path) -> tuple[list[dict], list, object]:
+        rows = load_conversations(world / "train" / "conversations.json", require_answers=True)
+        encoded = encode_conversations(tokenizer, [to_messages(r["conversations"]) for r in rows], n_img)
+        pixels = load_pixels(processor, [world / "images" / "train" / r["image"] for r in rows])
+        return rows, encoded, pixels.to(config.device)
+
+    phases = [load_world(world) for world in worlds]  # [grounding world,] the data folder
+    records = phases[-1][0]
+    vision_rows, _, vision_pixels = phases[0]
     vision_history: list[dict] = []
     if config.vision_steps:
         from seed.vision_pretrain import object_labels, pretrain_vision
 
-        labels, categories = object_labels(data_dir / "annotations.json", [r["image"] for r in records])
+        labels, categories = object_labels(worlds[0] / "annotations.json", [r["image"] for r in vision_rows])
         labels = labels.to(config.device)
         word_ids = None
         if config.vision_align:
@@ -226,7 +305,7 @@ def pretrain(
                 )
         vision_history = pretrain_vision(
             model,
-            pixels,
+            vision_pixels,
             labels,
             steps=config.vision_steps,
             batch_size=config.vision_batch_size,
@@ -237,6 +316,8 @@ def pretrain(
             word_ids=word_ids,
         )
 
+    if config.freeze_vision:
+        model.model.vision_tower.requires_grad_(False)
     generator = torch.Generator().manual_seed(config.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in trainable if p.ndim >= 2]
@@ -250,17 +331,25 @@ def pretrain(
     history: list[dict] = []
     model.train()
     start = time.perf_counter()
+    degrade_generator = torch.Generator().manual_seed(config.seed + 1)
+    _, encoded, pixels = phases[0]
     order = torch.randperm(len(encoded), generator=generator)
     cursor = 0
     bar = tqdm(range(config.steps), desc="pretrain", disable=not progress, dynamic_ncols=True)
     ema = None
     for step in bar:
+        if config.grounding_steps and step == config.grounding_steps:  # the curriculum's second part
+            _, encoded, pixels = phases[-1]
+            cursor = len(order)  # a fresh permutation of the new data
         if cursor + config.batch_size > len(order):
             order = torch.randperm(len(encoded), generator=generator)
             cursor = 0
         idx = order[cursor : cursor + config.batch_size].tolist()
         cursor += config.batch_size
         input_ids, labels, attention = collate([encoded[i] for i in idx], pad_id)
+        batch_pixels = pixels[idx]
+        if config.degraded_rate:
+            batch_pixels = degrade(batch_pixels, config.degraded_rate, degrade_generator)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
         device = config.device
@@ -268,7 +357,7 @@ def pretrain(
             out = model(
                 input_ids=input_ids.to(device),
                 attention_mask=attention.to(device),
-                pixel_values=pixels[idx],
+                pixel_values=batch_pixels,
                 labels=labels.to(device),
             )
         out.loss.backward()
@@ -280,7 +369,8 @@ def pretrain(
         history.append({"step": step, "loss": loss, "lr": lr_at(step, config)})
         bar.set_postfix(loss=f"{ema:.3f}")
     seconds = time.perf_counter() - start
-
+    if scratch is not None:
+        scratch.cleanup()
     model.to("cpu").eval()
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if tmp.exists():

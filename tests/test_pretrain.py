@@ -125,3 +125,71 @@ def test_config_rejects_out_of_range_values_naming_the_key(field, value):
 
 def test_model_section_is_read_from_a_mapping():
     assert PretrainConfig(model=TINY_MODEL).model == ModelConfig(**TINY_MODEL)
+
+
+def test_degrade_noises_about_rate_of_the_images_and_leaves_the_rest():
+    from seed.pretrain import degrade
+
+    pixels = torch.zeros(400, 3, 4, 4)
+    out = degrade(pixels, 0.3, torch.Generator().manual_seed(0))
+    changed = (out != 0).flatten(1).any(1)
+    assert 0.22 < changed.float().mean() < 0.38  # a share near 0.3 of the images, the others untouched
+    assert torch.equal(out[~changed], pixels[~changed]) and torch.equal(pixels, torch.zeros_like(pixels))
+    again = degrade(pixels, 0.3, torch.Generator().manual_seed(0))
+    assert torch.equal(out, again)
+    assert degrade(pixels, 0.0, torch.Generator()) is pixels
+
+
+def test_grounding_world_is_the_world_drawn_again_without_its_scene_prior(world, tmp_path):
+    from seed.pretrain import grounding_world
+
+    config = PretrainConfig(steps=4, grounding_steps=2, grounding_seed=7)
+    out = grounding_world(world, tmp_path / "g", config)
+    meta = json.loads((out / "world.json").read_text())["config"]
+    own = json.loads((world / "world.json").read_text())["config"]
+    assert meta["seed"] == 7 and meta["cooccurrence"] == 0.0 and meta["hard_negative_rate"] == 0.5
+    assert meta["n_train"] == own["n_train"] and meta["image_size"] == own["image_size"]
+    assert meta["n_pope_images"] == 0 and not list((out / "images" / "eval").iterdir())
+
+
+def test_curriculum_with_degraded_images_trains_reproducibly(world, tmp_path):
+    config = PretrainConfig(
+        steps=3,
+        batch_size=4,
+        warmup_steps=1,
+        grounding_steps=2,
+        degraded_rate=0.5,
+        vision_steps=1,
+        vision_batch_size=4,
+        model=TINY_MODEL | {"image_size": 32},
+    )
+    pretrain(world, tmp_path / "a", config, progress=False)
+    pretrain(world, tmp_path / "b", config, progress=False)
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    plain = PretrainConfig(
+        steps=3,
+        batch_size=4,
+        warmup_steps=1,
+        vision_steps=1,
+        vision_batch_size=4,
+        model=TINY_MODEL | {"image_size": 32},
+    )
+    pretrain(world, tmp_path / "c", plain, progress=False)
+    c = load_file(tmp_path / "c" / "model.safetensors")
+    assert any(not torch.equal(a[k], c[k]) for k in a if k in c)  # the curriculum changes the weights
+    with pytest.raises(ConfigError, match="grounding_steps"):
+        PretrainConfig(steps=3, grounding_steps=4)
+
+
+def test_freeze_vision_keeps_the_stage_0_tower(world, tmp_path):
+    shape = {"batch_size": 4, "warmup_steps": 1, "vision_steps": 2, "vision_batch_size": 4}
+    model = TINY_MODEL | {"image_size": 32}
+    for name, steps, freeze in (("a", 2, True), ("b", 4, True), ("c", 4, False)):
+        config = PretrainConfig(steps=steps, freeze_vision=freeze, model=model, **shape)
+        pretrain(world, tmp_path / name, config, progress=False)
+    a, b, c = (load_file(tmp_path / n / "model.safetensors") for n in "abc")
+    tower = [k for k in a if "vision_tower" in k]
+    assert tower and all(torch.equal(a[k], b[k]) for k in tower)  # LLaVA steps never touch it
+    assert any(not torch.equal(b[k], c[k]) for k in tower)  # unfrozen, they do
+    assert any(not torch.equal(a[k], b[k]) for k in a if "language_model" in k)

@@ -1,0 +1,146 @@
+"""Choose SEED's settings on a validation world, never on the test split.
+
+Each row of the grid is one SEED round (purify -> distill) from the same base model, trained on the
+data folder's unlabelled SEED split (redrawn with the row's question pool and size; its images never
+change), and scored on a *validation world*: the same world recipe drawn with another seed, whose
+evaluation images the test split never sees. The base model and SEED without contrast are scored
+the same way, as the reference rows. Scores are the POPE splits of the validation world (the
+counterfactual split first), greedy: F1, yes-ratio and the AUC of the yes-minus-no margin.
+
+    python bench/seed_select.py --model artifacts/base-model --data data --out reports/seed_select.json \\
+        [--grid default] [--validation-seed 1] [--workdir /tmp/seed-select]
+
+Rows are named ``pool-questions/noise_step/cd_alpha/adaptive|fixed/epochs/max_samples``; see GRIDS.
+A finished row is kept in ``--out`` and skipped on a rerun, so the search can be stopped and resumed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from seed.atomic import write_json
+
+# (question pool, questions per image, noise_step, cd_alpha, adaptive, epochs, max_samples)
+GRIDS = {
+    "default": [
+        ("typical", 3, 500, 1.0, True, 1, 0),  # params.yaml's settings on today's split
+        ("all", 12, 500, 0.0, True, 1, 5200),  # no contrast (plain self-distillation), all-category split
+        ("all", 12, 500, 1.0, True, 1, 5200),  # params.yaml's strength on the all-category split
+        ("all", 12, 900, 3.0, True, 1, 5200),
+        ("all", 12, 900, 3.0, False, 1, 5200),
+        ("all", 12, 700, 3.0, True, 1, 5200),
+    ],
+    "quick": [
+        ("all", 4, 900, 0.0, True, 1, 200),
+        ("all", 4, 900, 3.0, True, 1, 200),
+    ],
+}
+
+
+def row_name(row: tuple) -> str:
+    pool, questions, step, alpha, adaptive, epochs, samples = row
+    strength = "adaptive" if adaptive else "fixed"
+    return f"{pool}-{questions}/{step}/{alpha:g}/{strength}/{epochs}/{samples or 'all'}"
+
+
+def world_variant(data: Path, out: Path, **overrides) -> Path:
+    """The data folder's world drawn again with ``overrides`` (built once, reused)."""
+    from seed.world.synth import synthesize, world_config
+
+    config = dataclasses.replace(world_config(data), **overrides)
+    if not (out / "world.json").exists() or json.loads((out / "world.json").read_text())["config"] != (
+        dataclasses.asdict(config)
+    ):
+        synthesize(out, config, progress=False)
+    return out
+
+
+def pope_scores(model_dir: Path, adapter: Path | None, world: Path, work: Path, batch_size: int) -> dict:
+    """Greedy POPE on every split of ``world``: {split: {f1, accuracy, yes_ratio, auc, f1_ci}}."""
+    from seed.evaluate import EvaluateConfig, MethodSpec, evaluate_methods
+
+    config = EvaluateConfig(benchmarks=["pope"], batch_size=batch_size, bootstrap_resamples=200)
+    metrics = evaluate_methods(
+        model_dir, world, work, config, {"m": MethodSpec(adapter=adapter)}, "metrics.json", progress=False
+    )
+    keep = ("f1", "accuracy", "yes_ratio", "auc", "f1_ci")
+    return {split: {k: m.get(k) for k in keep} for split, m in metrics["pope"]["m"].items()}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="artifacts/base-model")
+    parser.add_argument("--data", default="data", help="the world whose SEED split trains (default data)")
+    parser.add_argument("--out", default="reports/seed_select.json")
+    parser.add_argument("--workdir", default="/tmp/seed-select")
+    parser.add_argument("--grid", default="default", choices=sorted(GRIDS))
+    parser.add_argument("--validation-seed", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+
+    from seed.controls import train_adapter
+    from seed.stages import load_stage_config
+
+    model, data, work, out = Path(args.model), Path(args.data), Path(args.workdir), Path(args.out)
+    results = json.loads(out.read_text()) if out.exists() else {}
+    rows = results.setdefault("rows", {})
+    validation = world_variant(data, work / "validation-world", seed=args.validation_seed, n_train=1)
+    results["validation_world_seed"] = args.validation_seed
+    if "base" not in rows:
+        rows["base"] = {"pope": pope_scores(model, None, validation, work / "eval-base", args.batch_size)}
+        write_json(out, results)
+    purify_base = load_stage_config("purify")
+    distill_base = load_stage_config("distill")
+    for row in GRIDS[args.grid]:
+        name = row_name(row)
+        if name in rows:
+            continue
+        pool, questions, step, alpha, adaptive, epochs, samples = row
+        start = time.perf_counter()
+        split = world_variant(
+            data, work / f"world-{pool}-{questions}", seed_question_pool=pool, seed_questions=questions
+        )
+        purify = dataclasses.replace(
+            purify_base, noise_step=step, cd_alpha=alpha, adaptive=adaptive, max_samples=samples
+        )
+        distill = dataclasses.replace(distill_base, epochs=epochs)
+        slug = name.replace("/", "_")
+        adapter = train_adapter(model, split, work / slug, purify, distill, progress=False)
+        rows[name] = {
+            "pope": pope_scores(model, adapter, validation, work / f"eval-{slug}", args.batch_size),
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+        write_json(out, results)
+        cf = rows[name]["pope"].get("counterfactual", {})
+        print(f"{name}: CF F1 {cf.get('f1', 0):.3f} AUC {cf.get('auc') or 0:.3f} ({rows[name]['seconds']} s)")
+    print(table(results))
+    return 0
+
+
+def table(results: dict) -> str:
+    """Markdown: one line per row, the validation world's CF and adversarial and random numbers."""
+    lines = [
+        "| row (pool-q/step/alpha/strength/epochs/samples) | CF F1 | CF AUC | CF yes | adv F1 | adv AUC | rand F1 |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, row in results.get("rows", {}).items():
+        pope = row["pope"]
+        cf, adv, rnd = (pope.get(s, {}) for s in ("counterfactual", "adversarial", "random"))
+        cells = [
+            cf.get("f1"),
+            cf.get("auc"),
+            cf.get("yes_ratio"),
+            adv.get("f1"),
+            adv.get("auc"),
+            rnd.get("f1"),
+        ]
+        lines.append(f"| {name} | " + " | ".join("-" if c is None else f"{c:.3f}" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
