@@ -68,6 +68,7 @@ def train_separate(
 
     import torch
 
+    from seed.core.losses import distillation_loss
     from seed.distill import (
         enable_gradient_checkpointing,
         sample_order,
@@ -75,7 +76,6 @@ def train_separate(
         student_batch,
         student_logits,
     )
-    from seed.losses import distillation_loss
     from seed.teacher import image_token_ids, plain_logits, teacher_targets, to_device
 
     teacher = copy.deepcopy(model).eval()

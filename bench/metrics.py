@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import torch
 
-    from seed.purify import SparseTargets
+    from seed.core.purify import SparseTargets
 
 
 def matmul_flops(m: int, k: int, n: int) -> int:
@@ -182,7 +182,7 @@ def renormalised_topk_kl(sparse: SparseTargets) -> torch.Tensor:
     """Per token, ``KL(Q_k || P*) = -log(1 - tail)``: the top k renormalised, tail dropped (what the loss fits).
 
     The distillation loss reads the kept tokens only, so the student is pulled to ``P*`` renormalised
-    on them (`seed.losses`); this is the KL of that target from the full one.
+    on them (`seed.core.losses`); this is the KL of that target from the full one.
     """
     import torch
 

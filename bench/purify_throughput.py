@@ -1,7 +1,7 @@
 """Teacher throughput of stage purify: the batched clean+noised pass against a naive per-sample loop.
 
 Both compute the same purified sparse targets of the same samples (the unlabelled split with the
-responses of ``artifacts/targets``) with the same model and `seed.purify` functions:
+responses of ``artifacts/targets``) with the same model and `seed.core.purify` functions:
 
 - batched (what `seed.teacher.teacher_targets` does): ``purify.batch_size`` samples at a time, clean
   and noised copies stacked into one forward of 2B sequences;
@@ -55,8 +55,8 @@ def matmul_peak(rt: Runtime, m: int, k: int, n: int, min_seconds: float = 0.3) -
 
 def naive_targets(model: Any, batch: dict[str, Any], sample_id: str, config: Any, image_ids: set[int]) -> Any:
     """One sample's targets with two forwards (clean, then noised): the loop the batched pass replaces."""
-    from seed.identify import token_confidence
-    from seed.purify import purify_logits, sparsify_targets
+    from seed.core.identify import token_confidence
+    from seed.core.purify import purify_logits, sparsify_targets
     from seed.teacher import noise_pixels, plain_logits, response_positions
 
     positions = response_positions(batch["labels"])

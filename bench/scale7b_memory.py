@@ -55,6 +55,7 @@ def train_separate_lora(
     import torch
 
     from seed.adapter import teacher_logits
+    from seed.core.losses import distillation_loss
     from seed.distill import (
         enable_gradient_checkpointing,
         sample_order,
@@ -62,7 +63,6 @@ def train_separate_lora(
         student_batch,
         student_logits,
     )
-    from seed.losses import distillation_loss
     from seed.teacher import image_token_ids, teacher_targets, to_device
 
     if config.gradient_checkpointing:

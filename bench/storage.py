@@ -206,7 +206,7 @@ def full_targets(
     """
     import torch
 
-    from seed.purify import SparseTargets, purify_logits, sparsify_targets
+    from seed.core.purify import SparseTargets, purify_logits, sparsify_targets
 
     kl, topk_kl, support, tail, tokens, sparse_bytes = [], [], [], [], 0, 0
     pad_mass, pad_support = [], []

@@ -48,8 +48,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from seed.adapter import AdapterConfig
 from seed.atomic import write_json as _write_json
+from seed.core.losses import LOSS_KINDS
 from seed.errors import ConfigError, DataError
-from seed.losses import LOSS_KINDS
 from seed.parallel import Processes
 from seed.teacher import (
     PurifyConfig,
@@ -62,7 +62,7 @@ from seed.teacher import (
 if TYPE_CHECKING:
     import torch
 
-    from seed.purify import SparseTargets
+    from seed.core.purify import SparseTargets
 
 SECTION = "distill"
 LOSSES_NAME = "losses.json"
@@ -347,7 +347,7 @@ def local_indices(batch: Sequence[int], procs: Processes) -> tuple[list[int], bo
 
 
 def counted_tokens(log_probs: torch.Tensor) -> int:
-    """Tokens that carry loss: those whose target has at least one real slot (see `seed.losses`)."""
+    """Tokens that carry loss: those whose target has at least one real slot (see `seed.core.losses`)."""
     return int(log_probs.isfinite().any(dim=-1).sum())
 
 
@@ -394,7 +394,7 @@ def train_adapter(
 
     from seed.adapter import teacher_logits
     from seed.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-    from seed.losses import distillation_loss
+    from seed.core.losses import distillation_loss
     from seed.parallel import current_processes
     from seed.teacher import image_token_ids, teacher_targets, to_device
 

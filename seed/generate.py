@@ -209,7 +209,7 @@ def answer_batch(
     Decoding is `seed.vcd.decode`: regular decoding (one forward per token), or VCD with ``vcd``
     settings (two). ``sample_ids`` name the pairs (default: their position in the batch): with
     ``seed`` they seed each pair's sampling generator and its VCD noise
-    (`seed.noise.sample_seed`), so an answer does not depend on the batch it is in. ``stats``
+    (`seed.core.noise.sample_seed`), so an answer does not depend on the batch it is in. ``stats``
     accumulates forward calls, steps, tokens and seconds (VCD's noising included). ``yes_bias`` is
     added to the "Yes" logit and subtracted from the "No" logit at every step (the constant-bias
     control). With ``margins``, the first answer token's "Yes" minus "No" logit (contrasted under
@@ -219,7 +219,7 @@ def answer_batch(
 
     import torch
 
-    from seed.noise import sample_seed
+    from seed.core.noise import sample_seed
     from seed.vcd import decode
 
     if len(images) != len(questions):

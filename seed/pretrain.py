@@ -224,10 +224,10 @@ def grounding_world(data_dir: Path, out_dir: Path, config: PretrainConfig) -> Pa
 
 def degrade(pixels, rate: float, generator):
     """A copy of (batch, 3, H, W) ``pixels`` with a share ``rate`` of the images, drawn by ``generator``,
-    noised at a uniform random diffusion step in [0, 999] (`seed.noise.add_diffusion_noise`)."""
+    noised at a uniform random diffusion step in [0, 999] (`seed.core.noise.add_diffusion_noise`)."""
     import torch
 
-    from seed.noise import DEFAULT_NUM_STEPS, add_diffusion_noise
+    from seed.core.noise import DEFAULT_NUM_STEPS, add_diffusion_noise
 
     chosen = (torch.rand(pixels.shape[0], generator=generator) < rate).nonzero().flatten().tolist()
     if not chosen:

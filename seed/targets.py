@@ -24,7 +24,7 @@ The safetensors metadata has one key, ``seed_targets``, whose value is the JSON 
 ``{"format": "seed-targets", "version": "1", "top_k": k, "sample_ids": [...]}`` (ids in sample
 order). One key, because safetensors writes several metadata keys in a random order: with one,
 the same targets always give the same bytes (and the same content hash). See
-:class:`seed.purify.SparseTargets` for the meaning of the three target fields.
+:class:`seed.core.purify.SparseTargets` for the meaning of the three target fields.
 
 Every file is written to a temporary file in the same folder, flushed, fsync'ed and moved into
 place with ``os.replace``: a reader sees the old file or the new one, never a partial one, and a
@@ -41,9 +41,9 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
 from seed.atomic import write_atomic
+from seed.core.purify import SparseTargets
 from seed.errors import DataError
 from seed.inputs import read_json
-from seed.purify import SparseTargets
 
 if TYPE_CHECKING:
     import torch

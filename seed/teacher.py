@@ -41,15 +41,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from seed.conversation import IMAGE_PLACEHOLDER, load_conversations
+from seed.core.identify import CONFIDENCE_METHODS
 from seed.errors import ConfigError, DataError, SeedError
-from seed.identify import CONFIDENCE_METHODS
 from seed.inputs import read_json
 from seed.params import check_range
 
 if TYPE_CHECKING:
     import torch
 
-    from seed.purify import SparseTargets
+    from seed.core.purify import SparseTargets
 
 SECTION = "purify"
 DTYPES = ("float32", "bfloat16", "float16")
@@ -284,7 +284,7 @@ def _pixel_rows(batch: dict[str, Any], image_ids: set[int]) -> list[int]:
 def noise_pixels(
     batch: dict[str, Any], sample_ids: Sequence[str], noise_step: int, seed: int, image_ids: set[int]
 ) -> torch.Tensor:
-    """The batch's ``pixel_values`` noised sample by sample (`seed.noise.add_diffusion_noise`).
+    """The batch's ``pixel_values`` noised sample by sample (`seed.core.noise.add_diffusion_noise`).
 
     Sample ``i``'s rows get noise drawn from ``sample_seed(sample_ids[i], seed)``, so its noised
     image is the same in any batch. Any processor layout works: (images, C, H, W), Qwen2-VL's
@@ -292,7 +292,7 @@ def noise_pixels(
     """
     import torch
 
-    from seed.noise import add_diffusion_noise, sample_seed
+    from seed.core.noise import add_diffusion_noise, sample_seed
 
     pixels = batch["pixel_values"]
     parts = torch.split(pixels, _pixel_rows(batch, image_ids))
@@ -371,8 +371,8 @@ def teacher_targets(
     Returns:
         One `SampleTargets` per sample, on the CPU, in the order of the batch.
     """
-    from seed.identify import token_confidence
-    from seed.purify import SparseTargets, purify_logits, sparsify_targets
+    from seed.core.identify import token_confidence
+    from seed.core.purify import SparseTargets, purify_logits, sparsify_targets
 
     labels = batch["labels"]
     positions = response_positions(labels)

@@ -89,12 +89,12 @@ def contrast_logits(
         clean_logits: (batch, vocab) next-token logits on the clean image.
         noised_logits: (batch, vocab) next-token logits on the noised image.
         cd_alpha: contrast strength (>= 0); 0 returns the clean logits on the plausible set.
-        cd_beta: plausibility cut-off in [0, 1] (`seed.purify.plausible_mask`).
+        cd_beta: plausibility cut-off in [0, 1] (`seed.core.purify.plausible_mask`).
 
     Returns:
         (batch, vocab) float32 scores; the argmax of the clean logits always stays finite.
     """
-    from seed.purify import plausible_mask
+    from seed.core.purify import plausible_mask
 
     if cd_alpha < 0:
         raise ValueError(f"cd_alpha must be >= 0, got {cd_alpha}")

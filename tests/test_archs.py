@@ -11,10 +11,10 @@ import torch
 
 from seed.adapter import AdapterConfig, find_lora_targets
 from seed.batching import IGNORE_INDEX, build_batch, render_prompt
+from seed.core.noise import add_diffusion_noise, sample_seed
+from seed.core.purify import densify, purify_logits, sparsify_targets
 from seed.distill import DistillConfig, distill, load_targets, student_batch
 from seed.generate import open_image
-from seed.noise import add_diffusion_noise, sample_seed
-from seed.purify import densify, purify_logits, sparsify_targets
 from seed.targets import read_manifest
 from seed.teacher import PurifyConfig, build_targets, image_token_ids, load_pretrained
 from seed.tiny import save_tiny

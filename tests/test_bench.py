@@ -29,7 +29,7 @@ from bench.metrics import (  # noqa: E402
 )
 from bench.report import num, render  # noqa: E402
 from bench.run import acceptance  # noqa: E402
-from seed.purify import SparseTargets, sparsify_targets  # noqa: E402
+from seed.core.purify import SparseTargets, sparsify_targets  # noqa: E402
 
 # ---------------------------------------------------------------------------------------------------
 # FLOP counts

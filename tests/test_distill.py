@@ -16,6 +16,7 @@ from transformers import AutoModelForImageTextToText
 
 from seed.adapter import AdapterConfig, attach_adapter, find_lora_targets
 from seed.batching import build_batch
+from seed.core.losses import distillation_loss
 from seed.distill import (
     DistillConfig,
     checkpoint_key,
@@ -31,7 +32,6 @@ from seed.distill import (
     train_adapter,
 )
 from seed.errors import ConfigError, DataError
-from seed.losses import distillation_loss
 from seed.params import config_from_dict
 from seed.targets import content_hash, read_manifest
 from seed.teacher import PurifyConfig, build_targets

@@ -396,3 +396,16 @@ def test_ranking_auc_counts_ordered_pairs():
     positive = torch.tensor([True, False, True, False])
     assert ranking_auc(torch.tensor([3.0, 1.0, 2.0, 0.0]), positive) == 1.0
     assert ranking_auc(torch.tensor([0.0, 1.0, 2.0, 3.0]), positive) == 0.25  # only 2 > 1 of four pairs
+
+
+def test_margin_auc_against_a_hand_computed_case():
+    from seed.eval.pope import margin_auc
+
+    # present margins 2, 1, 0.5 against absent 1, -1: of the 6 pairs, 2 > 1, 2 > -1, 1 > -1 and
+    # 0.5 > -1 win, 1 = 1 ties (half), 0.5 < 1 loses: (4 + 0.5) / 6 = 0.75
+    assert margin_auc(["yes", "no", "yes", "no", "yes"], [2.0, 1.0, 1.0, -1.0, 0.5]) == pytest.approx(0.75)
+    assert margin_auc(["yes", "no"], [1.0, 0.0]) == 1.0 and margin_auc(["yes", "no"], [0.0, 1.0]) == 0.0
+    assert margin_auc(["yes", "no", "yes", "no"], [0.3, 0.3, 0.3, 0.3]) == 0.5  # all tied: chance
+    assert margin_auc(["yes", "yes"], [1.0, 2.0]) is None  # no absent object: undefined
+    with pytest.raises(ValueError):
+        margin_auc(["yes", "no"], [1.0])

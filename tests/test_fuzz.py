@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seed.conversation import load_conversations
+from seed.core.purify import SparseTargets
 from seed.errors import ConfigError, DataError
 from seed.eval.chair import load_coco_instances, load_synonyms
 from seed.eval.mme import mme_subtask_score
@@ -31,7 +32,6 @@ from seed.evaluate import (
     load_world_annotations,
 )
 from seed.params import load_config
-from seed.purify import SparseTargets
 from seed.targets import MANIFEST_NAME, read_manifest, read_shard, write_manifest, write_shard
 from seed.validate.readers import read_json, read_jsonl
 

@@ -644,8 +644,8 @@ def test_written_model_and_targets_hold_no_pickle(model_template, tmp_path):
     """What our writers produce (a saved model, a targets folder) holds no pickle-format file."""
     import torch
 
+    from seed.core.purify import SparseTargets
     from seed.inputs import PICKLE_SUFFIXES
-    from seed.purify import SparseTargets
     from seed.targets import write_manifest, write_shard
 
     sparse = SparseTargets(

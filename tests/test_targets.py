@@ -7,8 +7,8 @@ import os
 import pytest
 import torch
 
+from seed.core.purify import SparseTargets, sparsify_targets
 from seed.errors import DataError
-from seed.purify import SparseTargets, sparsify_targets
 from seed.targets import (
     MANIFEST_NAME,
     content_hash,

@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
+from seed.core.noise import add_diffusion_noise
 from seed.generate import prompt_text
-from seed.noise import add_diffusion_noise
 from seed.tiny import build_tiny
 from seed.vcd import DecodeStats, contrast_logits, decode, next_tokens
 

@@ -1,7 +1,7 @@
 """Probe a base model: do its image tokens carry the objects, does its language model read them, what does noise keep?
 
 ```
- image --processor--> pixels --(noised at T, seed.noise)--> tower + projector --> tokens (n, patches, hidden)
+ image --processor--> pixels --(noised at T, seed.core.noise)--> tower + projector --> tokens (n, patches, hidden)
    tokens --object probe: per-patch linear score per category, max over patches, BCE--> score(image, category)
    tokens --scene probe: linear score of the mean token, softmax over scene types----> scene
  (image, question) --first answer token, clean and noised (seed.vcd.decode)--> yes-minus-no margins
@@ -52,13 +52,13 @@ def image_features(
     """The projected image tokens the language model reads, float32 on the CPU: (images, patches, hidden).
 
     images: PIL images. With ``noise_step`` the processor's pixels of image ``i`` are noised at that
-    step with the seed ``sample_seed(sample_ids[i], seed)`` (`seed.noise.add_diffusion_noise`, as
+    step with the seed ``sample_seed(sample_ids[i], seed)`` (`seed.core.noise.add_diffusion_noise`, as
     `seed.teacher.noise_pixels` noises a batch). LLaVA-layout models (``get_image_features`` returning
     one (patches, hidden) block per image).
     """
     import torch
 
-    from seed.noise import add_diffusion_noise, sample_seed
+    from seed.core.noise import add_diffusion_noise, sample_seed
 
     if noise_step is not None and (sample_ids is None or len(sample_ids) != len(images)):
         raise ValueError("noised features need one sample id per image")

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
+from seed.core.identify import flagged_share, token_confidence
 from seed.errors import ConfigError
-from seed.identify import flagged_share, token_confidence
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from seed.purify import (
+from seed.core.purify import (
     SparseTargets,
     contrast_strength,
     densify,

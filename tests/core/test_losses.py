@@ -4,9 +4,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from seed.core.losses import distillation_loss, forward_kl, reverse_kl
+from seed.core.purify import purify_logits, sparsify_targets
 from seed.errors import ConfigError
-from seed.losses import distillation_loss, forward_kl, reverse_kl
-from seed.purify import purify_logits, sparsify_targets
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ noised image (method.md, step 3):
     s_t(v)   = (1 + a_t) * l_t(v) - a_t * n_t(v)                         for v in V_t
     log P*_t = log_softmax(s_t restricted to V_t);  P*_t(v) = 0 outside V_t
 
-``c_t`` is the confidence of :mod:`seed.identify`. ``V_t`` always holds the argmax of ``p_t``, so
+``c_t`` is the confidence of :mod:`seed.core.identify`. ``V_t`` always holds the argmax of ``p_t``, so
 ``P*_t`` is a proper distribution. With ``a_t = 0`` it is ``p_t`` renormalised on ``V_t``.
 
 The dense ``P*_t`` is never written: :func:`sparsify_targets` keeps the ``top_k`` most likely tokens
@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from seed.identify import token_confidence
+from seed.core.identify import token_confidence
 
 if TYPE_CHECKING:
     import torch

@@ -20,7 +20,7 @@ Forward KL, mass-covering (the ablation the paper argues against)::
 Both return the mean of ``L_t`` over masked-in tokens. Prompt and image tokens are masked out by
 the caller (``labels_mask``).
 
-Targets are used exactly as given. Capped targets from :func:`seed.purify.sparsify_targets` sum to
+Targets are used exactly as given. Capped targets from :func:`seed.core.purify.sparsify_targets` sum to
 ``Z_t = 1 - tail_mass_t`` on the kept set: the reverse KL then exceeds the KL to the renormalised
 target by the constant ``-log Z_t`` (same gradient, same minimiser ``q_t = P*_t / Z_t``), and the forward
 KL's weights sum to ``Z_t``.

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from seed.noise import add_diffusion_noise, diffusion_schedule, noise_coefficients, sample_seed
+from seed.core.noise import add_diffusion_noise, diffusion_schedule, noise_coefficients, sample_seed
 
 
 @pytest.fixture(autouse=True)
