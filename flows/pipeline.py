@@ -103,8 +103,8 @@ def make_workspace(data_dir: str | Path, workdir: str | Path, base_model: str | 
 
 def load_configs(ws: Workspace, params_path: str | Path, overrides: dict | None = None) -> dict[str, Any]:
     """The config of every section the run uses: params.yaml sections, with ``overrides`` (not in DVC)."""
+    from seed.mlops.registry import PromoteConfig
     from seed.params import load_config
-    from seed.registry import PromoteConfig
     from seed.stages import load_stage_config
 
     overrides = dict(overrides or {})
@@ -219,7 +219,7 @@ def open_run(ws: Workspace, tags: dict[str, str]) -> str:
     """Create the MLflow run of this pipeline run in ``<root>/mlflow.db``; returns its id."""
     from mlflow import MlflowClient
 
-    from seed.tracking import configure
+    from seed.mlops.tracking import configure
 
     experiment_id = configure(ws.root)
     run = MlflowClient().create_run(experiment_id, run_name=tags.get("prefect.flow_run_name"), tags=tags)
@@ -245,7 +245,7 @@ def track_run(
     """Log params, losses, metrics, plots, answers, datasets and the git commit into the MLflow run."""
     import mlflow
 
-    from seed.tracking import DatasetRef, configure, dataset_digest, dvc_hashes, log_pipeline_run
+    from seed.mlops.tracking import DatasetRef, configure, dataset_digest, dvc_hashes, log_pipeline_run
 
     configure(ws.root)
     sections = dict(configs)
@@ -290,8 +290,8 @@ def register_and_promote(
     """Register the adapter as a version of seed-lvlm and move `champion` only if it passes the gate."""
     import mlflow
 
-    from seed.registry import MODEL_NAME, method_scores, promote, register_adapter
-    from seed.tracking import configure
+    from seed.mlops.registry import MODEL_NAME, method_scores, promote, register_adapter
+    from seed.mlops.tracking import configure
 
     if not (ws.adapter / "adapter_config.json").is_file():
         print(f"registry: no adapter in {ws.adapter}, nothing to register")

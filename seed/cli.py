@@ -439,7 +439,7 @@ DELEGATED = {
     "pope-score": ("seed.eval.pope", "main_pope_score"),
     "run": ("flows.cli", "main_run"),
     "serve": ("flows.cli", "main_serve"),
-    "answer": ("seed.serving", "main_answer"),
+    "answer": ("seed.mlops.serving", "main_answer"),
 }
 
 

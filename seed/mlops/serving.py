@@ -94,8 +94,8 @@ def answer_with_registry(
     """One answer from a registered pyfunc model (``models:/seed-lvlm@champion``)."""
     from mlflow.exceptions import MlflowException
 
-    from seed.registry import answer, load_registered
-    from seed.tracking import resolve_uri, use_uri
+    from seed.mlops.registry import answer, load_registered
+    from seed.mlops.tracking import resolve_uri, use_uri
 
     check_request(image, question, max_image_side)  # a bad image or question fails before the model loads
     uri = tracking_uri or resolve_uri(f"sqlite:///{Path.cwd() / 'mlflow.db'}")

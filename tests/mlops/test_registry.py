@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from seed.errors import ConfigError, DataError
-from seed.registry import (
+from seed.mlops.registry import (
     CHALLENGER,
     CHAMPION,
     MODEL_NAME,
@@ -186,7 +186,7 @@ def tiny(tmp_path_factory, mlflow_template) -> dict[str, Path]:
 @pytest.fixture
 def store(tiny, tmp_path, monkeypatch):
     """A fresh registry in tmp_path (a copy of the empty store), set as MLflow's tracking URI."""
-    from seed.tracking import configure
+    from seed.mlops.tracking import configure
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     shutil.copy(tiny["template"], tmp_path / "mlflow.db")
@@ -389,7 +389,7 @@ def _pipeline_worker(root: str, jobs: list[tuple[str, dict]], base: str, barrier
     os.environ.pop("MLFLOW_TRACKING_URI", None)  # the parent's store, exported by mlflow.set_tracking_uri
     import mlflow
 
-    from seed.tracking import configure
+    from seed.mlops.tracking import configure
 
     try:
         barrier.wait(timeout=120)
@@ -416,7 +416,7 @@ def test_concurrent_pipeline_runs_leave_one_consistent_store(tiny, tmp_path, mon
 
     from mlflow import MlflowClient
 
-    from seed.tracking import configure, tracking_uri
+    from seed.mlops.tracking import configure, tracking_uri
 
     shutil.copy(tiny["template"], tmp_path / "mlflow.db")  # a fresh store costs seconds; created once here
     configure(tmp_path)
@@ -425,7 +425,7 @@ def test_concurrent_pipeline_runs_leave_one_consistent_store(tiny, tmp_path, mon
     # Fresh processes as two pipeline runs are, forked from a clean server that imported seed once
     # (spawn would import mlflow and seed in each child, many seconds on busy cores).
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__, "seed.tracking", "seed.targets", "seed.teacher"])
+    context.set_forkserver_preload([__name__, "seed.mlops.tracking", "seed.targets", "seed.teacher"])
     barrier, results = context.Barrier(2), context.Queue()
     processes = [
         context.Process(

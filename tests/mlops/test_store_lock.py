@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from seed import store_lock as lock_module
+from seed.mlops import store_lock as lock_module
 from seed.errors import SeedError
-from seed.store_lock import lock_path, store_lock
+from seed.mlops.store_lock import lock_path, store_lock
 
 
 def _uri(folder: Path) -> str:
@@ -94,7 +94,7 @@ def test_a_killed_holder_releases_the_lock(tmp_path):
     uri = _uri(tmp_path)
     code = (
         "import sys, time\n"
-        "from seed.store_lock import store_lock\n"
+        "from seed.mlops.store_lock import store_lock\n"
         "block = store_lock(sys.argv[1])\n"
         "block.__enter__()\n"
         "print('held', flush=True)\n"
@@ -113,7 +113,7 @@ def test_a_killed_holder_releases_the_lock(tmp_path):
 
 def test_a_fresh_store_is_created_under_the_lock(tmp_path, monkeypatch):
     """Two processes migrating one new mlflow.db at once corrupt it: configure waits for the lock first."""
-    from seed.tracking import configure
+    from seed.mlops.tracking import configure
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "unset-at-teardown")
     monkeypatch.delenv("MLFLOW_TRACKING_URI")

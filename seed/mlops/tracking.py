@@ -65,13 +65,13 @@ def configure(root: str | Path, experiment: str = EXPERIMENT) -> str:
 
     ``MLFLOW_TRACKING_URI``, when the user set it, wins over the local store. The experiment keeps its
     artifacts in ``<root>/mlruns`` whatever the working directory. Runs under the store's lock file
-    (`seed.store_lock`): two processes creating one fresh SQLite store at once would corrupt it.
+    (`seed.mlops.store_lock`): two processes creating one fresh SQLite store at once would corrupt it.
     """
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
-    from seed.store_lock import store_lock
+    from seed.mlops.store_lock import store_lock
 
     uri = resolve_uri(tracking_uri(root))
     use_uri(uri)

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from seed.errors import DataError
-from seed.targets import content_hash
-from seed.tracking import (
+from seed.mlops.tracking import (
     DIGEST_CHARS,
     DatasetRef,
     configure,
@@ -23,6 +22,7 @@ from seed.tracking import (
     read_losses,
     tracking_uri,
 )
+from seed.targets import content_hash
 
 
 def test_flatten_keeps_numeric_leaves_only():

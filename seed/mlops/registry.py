@@ -17,10 +17,10 @@ needs the champion's run.
 Safety: a version becomes champion only with complete scores (every POPE split and MME subtask the
 gate compares) and a run that did not end FAILED or KILLED; anything else is `challenger`, with the
 reason in the tag ``seed.promotion_reason``. `register_adapter` and `promote` each run under
-`seed.store_lock.store_lock` (``mlflow.db.lock``), reading the champion inside the lock, so
+`seed.mlops.store_lock.store_lock` (``mlflow.db.lock``), reading the champion inside the lock, so
 concurrent pipeline runs are serialised: no adapter is registered twice and the champion is always
 a version whose complete scores beat the one it replaced. Promoting a decided version again changes
-nothing. The model is logged from code (`seed.adapter_pyfunc`): no pickle is written.
+nothing. The model is logged from code (`seed.mlops.adapter_pyfunc`): no pickle is written.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ import pandas as pd
 
 from seed.errors import ConfigError, DataError
 from seed.eval.pope import POPE_SAMPLED_SPLITS, POPE_SPLITS
+from seed.mlops.store_lock import store_lock
 from seed.params import check_range
-from seed.store_lock import store_lock
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -247,7 +247,7 @@ def check_base_model(base_model: str | Path, expected: str | None) -> None:
 class SeedAdapterModel(mlflow.pyfunc.PythonModel):
     """A PEFT adapter on a referenced base model: answers a DataFrame of (image path, question) rows.
 
-    Logged from code: `seed.adapter_pyfunc` builds it when MLflow loads a version (no pickle).
+    Logged from code: `seed.mlops.adapter_pyfunc` builds it when MLflow loads a version (no pickle).
 
     model_config keys (each can be overridden at load time): ``base_model`` (path or hub id),
     ``base_model_hash`` (checked when ``verify_base_model``), ``device``, ``dtype``, ``batch_size``,
@@ -311,7 +311,7 @@ def log_adapter_model(
     """Log the adapter folder as a pyfunc model in the active run; returns MLflow's ModelInfo.
 
     The model folder holds the adapter (``artifacts/adapter``: adapter_config.json and safetensors),
-    the code file `seed.adapter_pyfunc`, MLmodel (with model_config: the base model's path or id and
+    the code file `seed.mlops.adapter_pyfunc`, MLmodel (with model_config: the base model's path or id and
     content hash) and the environment files; no pickle.
     """
     adapter_dir = Path(adapter_dir)
