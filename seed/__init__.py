@@ -1,0 +1,27 @@
+"""seed: Self-Evolving Distillation (SEED) against hallucination in vision-language models.
+
+The package, from the bottom layer up (lower layers never import higher ones):
+
+```
+ seed.core       pure tensor functions: noise (Isolate), identify, purify (Purge), losses (Distil)
+ seed.world      the embedded world: scenes, pixels, words, POPE/MME/CHAIR files (`seed data synth`)
+ seed.validate   great-expectations checks of a world or of the official benchmark files
+ seed.eval       benchmark rules and metrics (POPE, MME, CHAIR, bootstrap) and the base-model probes
+ model code      generate (loading, batched decoding), vcd (contrastive decoding), adapter (LoRA),
+                 batching, modeling / vision_pretrain / tiny (the embedded model and test models)
+ stages          pretrain, teacher (stage purify), distill, evaluate, evolve, controls; stages.py
+                 runs them for DVC, cli.py for the `seed` command
+ seed.mlops      the only modules that import MLflow: tracking, registry, serving
+```
+
+`flows/` (Prefect) sits above all of it; `seed` never imports Prefect.
+"""
+
+import warnings
+
+# peft reads `model.is_gradient_checkpointing` whenever it wraps a model, and transformers 5 warns
+# that the property is deprecated on every read. The warning is about peft's code, not ours, and
+# would otherwise be printed once per loaded adapter.
+warnings.filterwarnings(
+    "ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning
+)
