@@ -53,16 +53,15 @@ def best_yes_bias(labels: dict[str, list[str]], margins: dict[str, list[float]])
 
     if not labels or labels.keys() != margins.keys():
         raise ValueError("best_yes_bias needs the same, non-empty set of splits in labels and margins")
-    best: tuple[float, float, float] | None = None
-    for bias in sorted(BIAS_GRID, key=abs):
+    best_bias, best_f1 = 0.0, -1.0
+    for bias in sorted(BIAS_GRID, key=abs):  # the first of equal F1s is the smallest |b|
         f1 = sum(
             pope_metrics(labels[s], ["yes" if m + 2 * bias > 0 else "no" for m in margins[s]])["f1"]
             for s in labels
         ) / len(labels)
-        if best is None or f1 > best[1] + 1e-12:
-            best = (bias, f1, abs(bias))
-    assert best is not None
-    return best[0], best[1]
+        if f1 > best_f1 + 1e-12:
+            best_bias, best_f1 = bias, f1
+    return best_bias, best_f1
 
 
 def validation_world(data_dir: Path, out_dir: Path, seed: int, n_pope_images: int) -> Path:
