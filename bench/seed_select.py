@@ -34,6 +34,11 @@ GRIDS = {
         ("all", 12, 900, 3.0, False, 1, 5200),
         ("all", 12, 700, 3.0, True, 1, 5200),
     ],
+    "core": [  # the no-contrast control and the two strongest rows of "default"
+        ("all", 12, 500, 0.0, True, 1, 5200),
+        ("all", 12, 900, 3.0, True, 1, 5200),
+        ("all", 12, 900, 3.0, False, 1, 5200),
+    ],
     "quick": [
         ("all", 4, 900, 0.0, True, 1, 200),
         ("all", 4, 900, 3.0, True, 1, 200),
