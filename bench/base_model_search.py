@@ -6,7 +6,7 @@ objects are present and still says Yes to absent ones. This script trains the em
 
 - checkpoints at chosen steps (``--save 400,800``), each a loadable model folder ``OUT-<step>``, to
   see whether evidence grows with training (probe each with ``bench/prior_probe.py --model OUT-<step>``);
-- a vision stage 0 (``--vision-steps``) as in ``seed/vision_pretrain.py``, optionally *aligned*
+- a vision stage 0 (``--vision-steps``) as in ``seed/base/vision_pretrain.py``, optionally *aligned*
   (``--align``: a category's score is the cosine between the projected patch feature and the
   category name's word embedding, so tower, projector and embeddings learn one shared space, the way
   CLIP aligns image and text), optionally with the tower frozen afterwards (``--freeze-tower``, as
@@ -31,17 +31,17 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from seed.base.modeling import build_model, build_processor, build_tokenizer
+from seed.base.vision_pretrain import aligned_max_logits, object_labels, patch_max_logits
 from seed.conversation import load_conversations, to_messages
 from seed.eval.pope import ranking_auc
-from seed.modeling import build_model, build_processor, build_tokenizer
 from seed.pretrain import PretrainConfig, collate, collect_texts, encode_conversations, load_pixels, lr_at
-from seed.vision_pretrain import aligned_max_logits, object_labels, patch_max_logits
 
 
 def vision_stage(model, tokenizer, pixels, labels, categories, args, feature_layer):
     """Stage 0: multi-label object recognition on the training images; returns the scoring function.
 
-    The same objective as ``seed.vision_pretrain.pretrain_vision`` (same scores), kept here because the
+    The same objective as ``seed.base.vision_pretrain.pretrain_vision`` (same scores), kept here because the
     tower-only diagnostic needs the trained head, and because this script's random streams (batch
     sampler seeded 1, head drawn from the global generator) are the ones that produced the LOG rows.
     """

@@ -161,7 +161,7 @@ def base_model(rt: Runtime) -> Path:
         return rt.model
     out = rt.scratch / "base-model"
     if not (out / "config.json").is_file():
-        from seed.modeling import ModelConfig, build_model, build_processor, build_tokenizer
+        from seed.base.modeling import ModelConfig, build_model, build_processor, build_tokenizer
         from seed.pretrain import collect_texts
 
         tokenizer = build_tokenizer(collect_texts(world(rt)))
@@ -201,13 +201,13 @@ def adapter(rt: Runtime) -> Path:
 
 
 def load_processor(rt: Runtime) -> Any:
-    from seed.tiny import load_processor as load
+    from seed.base.tiny import load_processor as load
 
     return load(base_model(rt))
 
 
 def build_llava(rt: Runtime, vocab_size: int | None = None, **shape: int) -> Any:
-    """An untrained LLaVA of the default model's layout with ``shape`` overrides (`seed.modeling.ModelConfig`).
+    """An untrained LLaVA of the default model's layout with ``shape`` overrides (`seed.base.modeling.ModelConfig`).
 
     It reads the default model's processor (same image size, patch size and tokenizer); ``vocab_size``
     widens the embedding and head beyond the tokenizer (ids stay below the tokenizer's size). Built in
@@ -216,7 +216,7 @@ def build_llava(rt: Runtime, vocab_size: int | None = None, **shape: int) -> Any
     import torch
     from transformers import LlavaForConditionalGeneration
 
-    from seed.modeling import ModelConfig, build_model
+    from seed.base.modeling import ModelConfig, build_model
 
     processor = load_processor(rt)
     image = processor.image_processor.crop_size["height"]

@@ -4,8 +4,8 @@
                                      -> Llama-2-7B decoder (hidden 4096, 32 layers, 32 heads, MLP 11008,
                                      vocabulary 32064), as in llava-hf/llava-1.5-7b-hf's config.json
 
-Nothing is downloaded. The processor is the embedded model's (`seed.modeling.build_tokenizer` /
-`seed.modeling.build_processor`: a word-level tokenizer of the benchmark's own text, CLIP image
+Nothing is downloaded. The processor is the embedded model's (`seed.base.modeling.build_tokenizer` /
+`seed.base.modeling.build_processor`: a word-level tokenizer of the benchmark's own text, CLIP image
 normalisation at the shape's image size, the LLaVA-1.5 chat template); the embedding and head keep the
 published vocabulary of 32064 rows, of which the tokenizer uses the first few. Random weights cost
 the same time and memory as trained ones.
@@ -78,8 +78,8 @@ def parameter_count(shape: dict[str, Any], image_size: int | None = None) -> int
 
 def build_processor(shape: dict[str, Any], texts: list[str], image_size: int | None = None) -> Any:
     """The embedded model's LlavaProcessor at the shape's image and patch size, over ``texts``' words."""
-    from seed.modeling import ModelConfig, build_tokenizer
-    from seed.modeling import build_processor as llava_processor
+    from seed.base.modeling import ModelConfig, build_tokenizer
+    from seed.base.modeling import build_processor as llava_processor
 
     vision = shape["vision_config"]
     size = ModelConfig(image_size=image_size or vision["image_size"], patch_size=vision["patch_size"])
@@ -90,7 +90,7 @@ def llava_config(shape: dict[str, Any], tokenizer: Any, image_size: int | None =
     """`transformers.LlavaConfig` of the shape, with the tokenizer's special token ids."""
     from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig
 
-    from seed.modeling import IMAGE_TOKEN
+    from seed.base.modeling import IMAGE_TOKEN
 
     vision = {k: v for k, v in shape["vision_config"].items() if k != "model_type"}
     if image_size:

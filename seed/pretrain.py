@@ -19,9 +19,9 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from seed.base.modeling import ModelConfig
 from seed.conversation import load_conversations, to_messages
 from seed.errors import ConfigError, DataError
-from seed.modeling import ModelConfig
 from seed.params import check_range
 from seed.teacher import check_runtime
 
@@ -51,7 +51,7 @@ class PretrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     threads: int = 0  # 0: torch's default
-    vision_steps: int = 0  # stage 0: object recognition on the training images (seed/vision_pretrain.py)
+    vision_steps: int = 0  # stage 0: object recognition on the training images (seed/base/vision_pretrain.py)
     vision_lr: float = 1e-3
     vision_batch_size: int = 64
     vision_align: bool = False  # stage 0 scores categories by cosine to their name's word embedding
@@ -123,7 +123,7 @@ def collect_texts(data_dir: Path) -> list[str]:
 def render_conversation(messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
     """The chat-template text of a conversation and the character spans the model must learn.
 
-    Produces exactly what ``seed.modeling.CHAT_TEMPLATE`` renders (a test holds the two equal), but
+    Produces exactly what ``seed.base.modeling.CHAT_TEMPLATE`` renders (a test holds the two equal), but
     in one pass of string joins, which matters for thousands of multi-turn conversations. Each span
     covers one assistant answer and its ``</s>``.
     """
@@ -259,7 +259,7 @@ def pretrain(
     import torch
     from tqdm import tqdm
 
-    from seed.modeling import build_model, build_processor, build_tokenizer, count_parameters
+    from seed.base.modeling import build_model, build_processor, build_tokenizer, count_parameters
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if config.threads:
@@ -291,7 +291,7 @@ def pretrain(
     vision_rows, _, vision_pixels = phases[0]
     vision_history: list[dict] = []
     if config.vision_steps:
-        from seed.vision_pretrain import object_labels, pretrain_vision
+        from seed.base.vision_pretrain import object_labels, pretrain_vision
 
         labels, categories = object_labels(worlds[0] / "annotations.json", [r["image"] for r in vision_rows])
         labels = labels.to(config.device)

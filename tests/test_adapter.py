@@ -16,10 +16,10 @@ from seed.adapter import (
     save_adapter,
     teacher_logits,
 )
+from seed.base.tiny import build_tiny
 from seed.batching import build_batch
 from seed.errors import ConfigError
 from seed.params import config_from_dict
-from seed.tiny import build_tiny
 
 ARCHS = ["llava", "qwen2_vl", "internvl"]
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

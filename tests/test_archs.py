@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from seed.adapter import AdapterConfig, find_lora_targets
+from seed.base.tiny import save_tiny
 from seed.batching import IGNORE_INDEX, build_batch, render_prompt
 from seed.core.noise import add_diffusion_noise, sample_seed
 from seed.core.purify import densify, purify_logits, sparsify_targets
@@ -17,7 +18,6 @@ from seed.distill import DistillConfig, distill, load_targets, student_batch
 from seed.generate import open_image
 from seed.targets import read_manifest
 from seed.teacher import PurifyConfig, build_targets, image_token_ids, load_pretrained
-from seed.tiny import save_tiny
 from seed.world.synth import WorldConfig, synthesize
 
 ARCHS = ["llava", "qwen2_vl", "internvl"]

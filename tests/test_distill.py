@@ -15,6 +15,7 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText
 
 from seed.adapter import AdapterConfig, attach_adapter, find_lora_targets
+from seed.base.tiny import load_tiny, save_tiny
 from seed.batching import build_batch
 from seed.core.losses import distillation_loss
 from seed.distill import (
@@ -35,7 +36,6 @@ from seed.errors import ConfigError, DataError
 from seed.params import config_from_dict
 from seed.targets import content_hash, read_manifest
 from seed.teacher import PurifyConfig, build_targets
-from seed.tiny import load_tiny, save_tiny
 from seed.world.synth import WorldConfig, synthesize
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from seed.base.tiny import save_tiny
 from seed.errors import ConfigError, DataError
 from seed.eval.pope import pope_score
 from seed.evaluate import (
@@ -22,7 +23,6 @@ from seed.evaluate import (
     selected_methods,
 )
 from seed.report import results_table
-from seed.tiny import save_tiny
 from seed.world.synth import WorldConfig, synthesize
 
 POPE_KEYS = {"accuracy", "precision", "recall", "f1", "yes_ratio", "f1_ci"}

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 
 from seed.adapter import AdapterConfig
+from seed.base.tiny import load_tiny, save_tiny
 from seed.distill import DistillConfig
 from seed.errors import ConfigError
 from seed.evolve import evolve, round_dir
 from seed.targets import content_hash, read_manifest
 from seed.teacher import PurifyConfig
-from seed.tiny import load_tiny, save_tiny
 from seed.world.synth import WorldConfig, synthesize
 
 PURIFY = PurifyConfig(max_new_tokens=4, batch_size=8, top_k=8, max_samples=8)

@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
+from seed.base.modeling import IMAGE_TOKEN, ModelConfig, build_processor, build_tokenizer
+from seed.base.tiny import build_tiny
 from seed.eval.pope import build_pope_prompt
 from seed.generate import answer_all, answer_batch, eos_token_ids, prompt_text
-from seed.modeling import IMAGE_TOKEN, ModelConfig, build_processor, build_tokenizer
-from seed.tiny import build_tiny
 from seed.vcd import DecodeStats, VCDSettings
 
 POPE_QUESTION = "Is there a fork in the image?"

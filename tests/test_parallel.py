@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from seed.adapter import AdapterConfig
+from seed.base.tiny import save_tiny
 from seed.distill import DistillConfig, distill, local_indices
 from seed.errors import SeedError
 from seed.parallel import Processes, current_processes, launch_command, launched_world_size
@@ -29,7 +30,6 @@ from seed.teacher import (
     shard_owner,
     targets_differences,
 )
-from seed.tiny import save_tiny
 from seed.world.synth import WorldConfig, synthesize
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from seed.base.modeling import ModelConfig, build_tokenizer
 from seed.conversation import load_conversations, to_messages
 from seed.errors import ConfigError
-from seed.modeling import ModelConfig, build_tokenizer
 from seed.pretrain import (
     PretrainConfig,
     collect_texts,

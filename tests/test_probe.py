@@ -79,7 +79,7 @@ def test_question_auc_reads_the_asked_category():
 
 @pytest.fixture(scope="module")
 def tiny_llava():
-    from seed.tiny import build_tiny
+    from seed.base.tiny import build_tiny
 
     return build_tiny("llava")
 
@@ -115,8 +115,8 @@ def test_first_token_margins_match_answer_all(tiny_llava):
 
 
 def test_seed_probe_writes_every_key(tmp_path):
+    from seed.base.tiny import save_tiny
     from seed.cli import main
-    from seed.tiny import save_tiny
     from seed.world.synth import WorldConfig, synthesize
 
     data = tmp_path / "world"

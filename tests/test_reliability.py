@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from seed.base.tiny import save_tiny
 from seed.cli import main
-from seed.tiny import save_tiny
 from seed.world.synth import WorldConfig, synthesize
 
 SEED = Path(__file__).resolve().parents[1] / "seed"

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from seed.base.tiny import load_tiny, save_tiny
 from seed.batching import IGNORE_INDEX, build_batch
 from seed.core.noise import add_diffusion_noise, sample_seed
 from seed.core.purify import densify, purify_logits, sparsify_targets
@@ -29,7 +30,6 @@ from seed.teacher import (
     response_token_ids,
     targets_differences,
 )
-from seed.tiny import load_tiny, save_tiny
 from seed.world.synth import WorldConfig, synthesize
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
+from seed.base.tiny import build_tiny
 from seed.core.noise import add_diffusion_noise
 from seed.generate import prompt_text
-from seed.tiny import build_tiny
 from seed.vcd import DecodeStats, contrast_logits, decode, next_tokens
 
 # Different lengths, so the batch is left-padded.

@@ -162,7 +162,7 @@ def tiny(tmp_path_factory, mlflow_template) -> dict[str, Path]:
     import torch  # not at the top: the spawned workers of the concurrency test import this module
 
     from seed.adapter import AdapterConfig, attach_adapter, save_adapter
-    from seed.tiny import load_tiny, save_tiny
+    from seed.base.tiny import load_tiny, save_tiny
 
     root = tmp_path_factory.mktemp("registry")
     base = save_tiny("llava", root / "base")

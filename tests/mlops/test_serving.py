@@ -18,9 +18,9 @@ def tiny(tmp_path_factory, mlflow_template) -> dict[str, Path]:
     from PIL import Image
 
     from seed.adapter import AdapterConfig, attach_adapter, save_adapter
+    from seed.base.tiny import load_tiny, save_tiny
     from seed.mlops.registry import PromoteConfig, promote, register_adapter
     from seed.mlops.tracking import configure
-    from seed.tiny import load_tiny, save_tiny
 
     root = tmp_path_factory.mktemp("serving")
     base = save_tiny("llava", root / "base")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from seed.mlops import store_lock as lock_module
 from seed.errors import SeedError
+from seed.mlops import store_lock as lock_module
 from seed.mlops.store_lock import lock_path, store_lock
 
 

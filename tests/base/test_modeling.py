@@ -4,8 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from seed.errors import ConfigError
-from seed.modeling import (
+from seed.base.modeling import (
     IMAGE_TOKEN,
     ModelConfig,
     build_model,
@@ -14,6 +13,7 @@ from seed.modeling import (
     count_parameters,
     split_words,
 )
+from seed.errors import ConfigError
 
 TEXTS = ["Is there a fork in the image?", "Yes", "No", "A kitchen with a red apple, two white plates."]
 

@@ -7,8 +7,7 @@ import torch
 import transformers
 from PIL import Image
 
-from seed.errors import ConfigError
-from seed.tiny import (
+from seed.base.tiny import (
     ARCHS,
     build_tiny,
     build_tokenizer,
@@ -18,6 +17,7 @@ from seed.tiny import (
     processor_class,
     save_tiny,
 )
+from seed.errors import ConfigError
 
 CLASSES = {
     "llava": ("LlavaForConditionalGeneration", "LlavaProcessor"),

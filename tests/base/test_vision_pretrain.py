@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
+from seed.base.modeling import ModelConfig, build_model, build_tokenizer
+from seed.base.vision_pretrain import aligned_max_logits, object_labels, patch_max_logits, pretrain_vision
 from seed.errors import DataError
-from seed.modeling import ModelConfig, build_model, build_tokenizer
-from seed.vision_pretrain import aligned_max_logits, object_labels, patch_max_logits, pretrain_vision
 
 TINY = ModelConfig(
     image_size=16,
