@@ -134,7 +134,7 @@ def fit_exponent(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float
 
 
 def sparse_bytes_per_token(top_k: int) -> int:
-    """Bytes of one stored target (`seed.targets` shard layout): int32 ids + float16 log-probs + float32 tail."""
+    """Bytes of one stored target (`seed.files.targets` shard layout): int32 ids + float16 log-probs + float32 tail."""
     return top_k * (4 + 2) + 4
 
 

@@ -99,7 +99,7 @@ def run_shape_bench(args: argparse.Namespace, rt: Runtime, only: list[str], comm
     """``--shape``: `bench.scale7b.run_shape`; JSON to ``--json`` (default reports/bench-<cpu|cuda>-7b.json)."""
     from bench.scale7b import run_shape
     from bench.shape_report import section
-    from seed.atomic import write_atomic
+    from seed.files.atomic import write_atomic
 
     kind = "cuda" if rt.cuda else "cpu"
     json_path = args.json or ROOT / "reports" / f"bench-{kind}-{args.shape.rsplit('-', 1)[-1]}.json"
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from bench.report import render
-    from seed.atomic import write_atomic, write_json
+    from seed.files.atomic import write_atomic, write_json
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -200,7 +200,7 @@ def run_shape(
     from bench.purify_throughput import matmul_peak
     from bench.run import acceptance
     from bench.shape import parameter_count
-    from seed.atomic import write_json
+    from seed.files.atomic import write_json
     from seed.stages import load_stage_config
 
     purify = load_stage_config("purify", rt.params, device=rt.device, dtype=rt.dtype)

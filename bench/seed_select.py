@@ -22,7 +22,7 @@ import json
 import time
 from pathlib import Path
 
-from seed.atomic import write_json
+from seed.files.atomic import write_json
 
 # (question pool, questions per image, noise_step, cd_alpha, adaptive, epochs, max_samples)
 GRIDS = {

@@ -30,8 +30,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seed.atomic import write_json
 from seed.errors import ConfigError
+from seed.files.atomic import write_json
 
 if TYPE_CHECKING:
     from seed.distill import DistillConfig

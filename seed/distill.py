@@ -30,7 +30,7 @@ recomputes each layer's activations in the backward pass instead of keeping them
 
 Launched in N processes (`seed.parallel`), training is data-parallel (DDP through accelerate) with
 the one-process batches, schedule and gradient (see `train_adapter`). Every ``checkpoint_every``
-steps, weights, optimiser, scheduler, RNG states and step go to a checkpoint (`seed.checkpoint`,
+steps, weights, optimiser, scheduler, RNG states and step go to a checkpoint (`seed.files.checkpoint`,
 safetensors + JSON) beside the output folder; a killed run resumes from it to the same adapter.
 """
 
@@ -47,9 +47,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from seed.adapter import AdapterConfig
-from seed.atomic import write_json as _write_json
 from seed.core.losses import LOSS_KINDS
 from seed.errors import ConfigError, DataError
+from seed.files.atomic import write_json as _write_json
 from seed.parallel import Processes
 from seed.teacher import (
     PurifyConfig,
@@ -160,7 +160,7 @@ def load_targets(targets_dir: str | Path) -> tuple[list[DistillSample], dict[str
 
     The manifest's shard hashes are verified, and each shard's sidecar must list the shard's samples.
     """
-    from seed.targets import read_manifest, read_shard
+    from seed.files.targets import read_manifest, read_shard
     from seed.teacher import read_sidecar, sidecar_path
 
     manifest = read_manifest(targets_dir)
@@ -384,7 +384,7 @@ def train_adapter(
     one process: ``loss_r * n_r * N / n`` (``n_r`` tokens here, ``n`` in the global batch). The logged
     loss is the global token mean. Same batches, same schedule, same steps as one process.
 
-    With ``checkpoint_dir`` and ``config.checkpoint_every``, a checkpoint (`seed.checkpoint`) is
+    With ``checkpoint_dir`` and ``config.checkpoint_every``, a checkpoint (`seed.files.checkpoint`) is
     written every ``checkpoint_every`` steps and the newest one with the same ``run_key`` is resumed
     from: the steps it covers are skipped, and weights, optimiser, scheduler and RNG states continue
     from it.
@@ -393,8 +393,8 @@ def train_adapter(
     from tqdm import tqdm
 
     from seed.adapter import teacher_logits
-    from seed.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
     from seed.core.losses import distillation_loss
+    from seed.files.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
     from seed.parallel import current_processes
     from seed.teacher import image_token_ids, teacher_targets, to_device
 
@@ -593,8 +593,8 @@ def distill(
     import torch
 
     from seed.adapter import attach_adapter, save_adapter
+    from seed.files.targets import read_manifest
     from seed.parallel import current_processes
-    from seed.targets import read_manifest
     from seed.teacher import load_pretrained, model_hash
 
     config = config or DistillConfig()

@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seed.atomic import write_json as _write_json
-from seed.atomic import write_jsonl as _write_jsonl
 from seed.errors import ConfigError, DataError
 from seed.eval.pope import POPE_SPLITS
-from seed.inputs import DEFAULT_MAX_IMAGE_SIDE, MAX_PROMPT_CHARS, check_relative_name, read_json
+from seed.files.atomic import write_json as _write_json
+from seed.files.atomic import write_jsonl as _write_jsonl
+from seed.files.inputs import DEFAULT_MAX_IMAGE_SIDE, MAX_PROMPT_CHARS, check_relative_name, read_json
 from seed.params import check_range
 
 if TYPE_CHECKING:
@@ -495,8 +495,8 @@ def check_inputs(data_dir: Path, config: EvaluateConfig) -> int:
     from seed.eval.chair import load_synonyms
     from seed.eval.mme import load_mme
     from seed.eval.pope import load_pope_questions
+    from seed.files.inputs import resolve_inside
     from seed.generate import open_image
-    from seed.inputs import resolve_inside
 
     data_dir = Path(data_dir)
     paths = benchmark_paths(data_dir, config)

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from seed.conversation import user_message
 from seed.errors import DataError
-from seed.inputs import DEFAULT_MAX_IMAGE_SIDE, image_mode_problem, image_size_problem
+from seed.files.conversation import user_message
+from seed.files.inputs import DEFAULT_MAX_IMAGE_SIDE, image_mode_problem, image_size_problem
 
 if TYPE_CHECKING:
     from seed.vcd import DecodeStats, VCDSettings
@@ -44,7 +44,7 @@ def load_model(
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
     from seed.base.tiny import load_processor
-    from seed.inputs import require_safetensors
+    from seed.files.inputs import require_safetensors
 
     local = Path(model_path)
     if local.exists() and not local.is_dir():

@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from seed.base.modeling import ModelConfig
-from seed.conversation import load_conversations, to_messages
 from seed.errors import ConfigError, DataError
+from seed.files.conversation import load_conversations, to_messages
 from seed.params import check_range
 from seed.teacher import check_runtime
 

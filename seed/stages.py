@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from seed.atomic import write_json
+from seed.files.atomic import write_json
 
 STAGES = ("validate", "pretrain", "purify", "distill", "evaluate")
 # Default locations, relative to the working directory (the repo root for `dvc repro`).

@@ -40,10 +40,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seed.conversation import IMAGE_PLACEHOLDER, load_conversations
 from seed.core.identify import CONFIDENCE_METHODS
 from seed.errors import ConfigError, DataError, SeedError
-from seed.inputs import read_json
+from seed.files.conversation import IMAGE_PLACEHOLDER, load_conversations
+from seed.files.inputs import read_json
 from seed.params import check_range
 
 if TYPE_CHECKING:
@@ -191,7 +191,7 @@ def load_pretrained(model_path: str | Path, dtype: str = "float32", device: str 
 
 def model_hash(model_path: str | Path) -> str:
     """Content hash of a model folder (a hub id resolves to its local snapshot when one is cached)."""
-    from seed.targets import content_hash
+    from seed.files.targets import content_hash
 
     local = Path(model_path)
     if not local.exists():
@@ -206,7 +206,7 @@ def model_hash(model_path: str | Path) -> str:
 
 def data_hash(data_dir: str | Path) -> str:
     """sha256 over what stage `purify` reads: ``seed/instructions.json`` and ``images/seed/``."""
-    from seed.targets import content_hash
+    from seed.files.targets import content_hash
 
     data_dir = Path(data_dir)
     parts = [f"{INSTRUCTIONS.as_posix()}\0{content_hash(data_dir / INSTRUCTIONS)}"]
@@ -448,7 +448,7 @@ def read_sidecar(shard_path: Path) -> dict[str, Any]:
 
 def _reusable(shard_path: Path, run: dict[str, Any], first: int, count: int) -> dict[str, Any] | None:
     """The sidecar of a finished shard from the same run (same key, same slice, intact bytes), or None."""
-    from seed.targets import content_hash
+    from seed.files.targets import content_hash
 
     if not shard_path.is_file():
         return None
@@ -542,7 +542,7 @@ def _write_shard(
     """Write the shard, then its sidecar (both atomically); returns the sidecar."""
     import torch
 
-    from seed.targets import content_hash, write_atomic, write_shard
+    from seed.files.targets import content_hash, write_atomic, write_shard
 
     confidence = torch.cat([t.confidence for t in targets]) if targets else torch.zeros(0)
     response_ids = torch.cat([t.response_ids for t in targets]) if targets else torch.zeros(0)
@@ -576,7 +576,7 @@ def _remove_stale(out_dir: Path, keep: set[str]) -> None:
     """Delete shard files and sidecars that this run does not list, and temporary files of a killed run.
 
     A write killed half-way leaves only its hidden temporary file (``.shard-*.tmp``, see
-    `seed.atomic.write_atomic`), never a partial shard; those are removed here, before any process
+    `seed.files.atomic.write_atomic`), never a partial shard; those are removed here, before any process
     of this run starts writing.
     """
     stale = list(out_dir.glob("shard-*.safetensors")) + list(out_dir.glob(f"shard-*{SAMPLES_SUFFIX}"))
@@ -613,8 +613,8 @@ def build_targets(
     """
     from tqdm import tqdm
 
+    from seed.files.targets import MANIFEST_NAME, write_manifest
     from seed.parallel import current_processes
-    from seed.targets import MANIFEST_NAME, write_manifest
 
     config = config or PurifyConfig()
     procs = current_processes(config.device)
@@ -718,7 +718,7 @@ def targets_differences(first: str | Path, second: str | Path) -> list[str]:
     equal; ``meta`` is not compared (it holds the seconds and the number of processes). Returns one line
     per difference: an empty list means the targets are identical.
     """
-    from seed.targets import MANIFEST_NAME
+    from seed.files.targets import MANIFEST_NAME
 
     first, second = Path(first), Path(second)
     out: list[str] = []
@@ -746,7 +746,7 @@ def write_purify_params(path: str | Path, config: PurifyConfig) -> Path:
     """A params file whose ``purify`` section is ``config`` (for a `seed purify` run in other processes)."""
     import yaml
 
-    from seed.atomic import write_atomic
+    from seed.files.atomic import write_atomic
 
     text = yaml.safe_dump({SECTION: dataclasses.asdict(config)}, sort_keys=True)
     return write_atomic(path, text.encode())

@@ -15,8 +15,8 @@ from seed.batching import IGNORE_INDEX, build_batch, render_prompt
 from seed.core.noise import add_diffusion_noise, sample_seed
 from seed.core.purify import densify, purify_logits, sparsify_targets
 from seed.distill import DistillConfig, distill, load_targets, student_batch
+from seed.files.targets import read_manifest
 from seed.generate import open_image
-from seed.targets import read_manifest
 from seed.teacher import PurifyConfig, build_targets, image_token_ids, load_pretrained
 from seed.world.synth import WorldConfig, synthesize
 

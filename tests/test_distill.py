@@ -33,8 +33,8 @@ from seed.distill import (
     train_adapter,
 )
 from seed.errors import ConfigError, DataError
+from seed.files.targets import content_hash, read_manifest
 from seed.params import config_from_dict
-from seed.targets import content_hash, read_manifest
 from seed.teacher import PurifyConfig, build_targets
 from seed.world.synth import WorldConfig, synthesize
 

@@ -10,7 +10,7 @@ from seed.base.tiny import load_tiny, save_tiny
 from seed.distill import DistillConfig
 from seed.errors import ConfigError
 from seed.evolve import evolve, round_dir
-from seed.targets import content_hash, read_manifest
+from seed.files.targets import content_hash, read_manifest
 from seed.teacher import PurifyConfig
 from seed.world.synth import WorldConfig, synthesize
 

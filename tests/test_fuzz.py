@@ -18,7 +18,6 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seed.conversation import load_conversations
 from seed.core.purify import SparseTargets
 from seed.errors import ConfigError, DataError
 from seed.eval.chair import load_coco_instances, load_synonyms
@@ -31,8 +30,9 @@ from seed.evaluate import (
     load_mme_meta,
     load_world_annotations,
 )
+from seed.files.conversation import load_conversations
+from seed.files.targets import MANIFEST_NAME, read_manifest, read_shard, write_manifest, write_shard
 from seed.params import load_config
-from seed.targets import MANIFEST_NAME, read_manifest, read_shard, write_manifest, write_shard
 from seed.validate.readers import read_json, read_jsonl
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -241,7 +241,7 @@ def test_mme_scoring_raises_only_data_error(rows):
         assert 0.0 <= scores["score"] <= 200.0
 
 
-# --- the targets manifest and shards (seed/targets.py) -------------------------------------------------
+# --- the targets manifest and shards (seed/files/targets.py) -------------------------------------------------
 
 
 @pytest.fixture(scope="module")

@@ -21,8 +21,8 @@ from seed.adapter import AdapterConfig
 from seed.base.tiny import save_tiny
 from seed.distill import DistillConfig, distill, local_indices
 from seed.errors import SeedError
+from seed.files.targets import read_manifest
 from seed.parallel import Processes, current_processes, launch_command, launched_world_size
-from seed.targets import read_manifest
 from seed.teacher import (
     PurifyConfig,
     build_targets,

@@ -8,8 +8,8 @@ import torch
 from safetensors.torch import load_file
 
 from seed.base.modeling import ModelConfig, build_tokenizer
-from seed.conversation import load_conversations, to_messages
 from seed.errors import ConfigError
+from seed.files.conversation import load_conversations, to_messages
 from seed.pretrain import (
     PretrainConfig,
     collect_texts,

@@ -530,7 +530,7 @@ def test_pickle_only_model_and_adapter_are_refused(capsys, model, world, tmp_pat
     (adapter / "adapter_config.json").write_text("{}")
     (adapter / "adapter_model.bin").write_bytes(b"\x80\x04")
     from seed.errors import DataError
-    from seed.inputs import require_safetensors
+    from seed.files.inputs import require_safetensors
 
     with pytest.raises(DataError, match="adapter_model.bin"):
         require_safetensors(adapter, "adapter")
@@ -645,8 +645,8 @@ def test_written_model_and_targets_hold_no_pickle(model_template, tmp_path):
     import torch
 
     from seed.core.purify import SparseTargets
-    from seed.inputs import PICKLE_SUFFIXES
-    from seed.targets import write_manifest, write_shard
+    from seed.files.inputs import PICKLE_SUFFIXES
+    from seed.files.targets import write_manifest, write_shard
 
     sparse = SparseTargets(
         torch.zeros(2, 2, dtype=torch.int32), torch.zeros(2, 2, dtype=torch.float16), torch.zeros(2)

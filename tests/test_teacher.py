@@ -15,9 +15,9 @@ from seed.batching import IGNORE_INDEX, build_batch
 from seed.core.noise import add_diffusion_noise, sample_seed
 from seed.core.purify import densify, purify_logits, sparsify_targets
 from seed.errors import ConfigError
+from seed.files.targets import content_hash, read_manifest, read_shard
 from seed.generate import open_image
 from seed.params import config_from_dict
-from seed.targets import content_hash, read_manifest, read_shard
 from seed.teacher import (
     PurifyConfig,
     build_targets,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from seed.errors import DataError
-from seed.inputs import read_json
+from seed.files.inputs import read_json
 
 _WORD = re.compile(r"[^\W_]+")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from seed.errors import DataError
-from seed.inputs import check_prompt
+from seed.files.inputs import check_prompt
 
 MME_HALLUCINATION_SUBTASKS = ("existence", "count", "position", "color")
 MME_ANSWERS = ("yes", "no")

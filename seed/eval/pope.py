@@ -21,7 +21,7 @@ import numpy as np
 
 from seed.errors import DataError, SeedError
 from seed.eval.bootstrap import bootstrap_ci
-from seed.inputs import check_prompt, check_relative_name
+from seed.files.inputs import check_prompt, check_relative_name
 
 # The official POPE splits (COCO, A-OKVQA, GQA each ship these three) and the project's counterfactual
 # split: present objects atypical for the scene, absent ones typical for it (docs/world.md).
@@ -128,7 +128,7 @@ def load_pope_questions(path: str | Path) -> list[dict[str, Any]]:
     """Read an official POPE JSONL split: a list of {question_id, image, text, label} in file order.
 
     `question_id` is an integer or a string and unique; `image` a non-empty relative file name (no
-    ``..``, not absolute); `text` the question (non-empty, at most `seed.inputs.MAX_PROMPT_CHARS` characters);
+    ``..``, not absolute); `text` the question (non-empty, at most `seed.files.inputs.MAX_PROMPT_CHARS` characters);
     `label` exactly "yes" or "no". Extra keys are kept. Raises `DataError` (file, line as `row`,
     field) on a malformed line, a missing key, a wrong type, a label such as "maybe", or a duplicate
     question_id.

@@ -311,9 +311,9 @@ def run_probe(
     import torch
     from tqdm import tqdm
 
-    from seed.atomic import write_json
     from seed.base.vision_pretrain import object_labels
     from seed.eval.pope import build_pope_prompt, margin_auc
+    from seed.files.atomic import write_json
     from seed.generate import load_model, open_image
     from seed.teacher import model_hash
     from seed.world.synth import synthesize, world_config

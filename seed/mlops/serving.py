@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from seed.errors import DataError, SeedError
-from seed.inputs import DEFAULT_MAX_IMAGE_SIDE, check_prompt
+from seed.files.inputs import DEFAULT_MAX_IMAGE_SIDE, check_prompt
 
 EPILOG = """\
 examples:

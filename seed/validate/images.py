@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seed.errors import DataError
-from seed.inputs import check_relative_name, image_mode_problem
+from seed.files.inputs import check_relative_name, image_mode_problem
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 

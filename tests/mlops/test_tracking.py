@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from seed.errors import DataError
+from seed.files.targets import content_hash
 from seed.mlops.tracking import (
     DIGEST_CHARS,
     DatasetRef,
@@ -22,7 +23,6 @@ from seed.mlops.tracking import (
     read_losses,
     tracking_uri,
 )
-from seed.targets import content_hash
 
 
 def test_flatten_keeps_numeric_leaves_only():

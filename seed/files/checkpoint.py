@@ -13,7 +13,7 @@
 
 The JSON is written last and is the commit mark: a checkpoint counts only when its JSON exists,
 its run key equals the current run's, and its tensor file has the recorded sha256. Both files go
-through `seed.atomic.write_atomic`, so a kill at any moment leaves the previous checkpoint intact;
+through `seed.files.atomic.write_atomic`, so a kill at any moment leaves the previous checkpoint intact;
 older checkpoints are removed only after the new JSON is on disk. Floats in JSON round-trip exactly
 (Python writes the shortest repr that reads back to the same double).
 """
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seed.atomic import write_atomic
 from seed.errors import DataError
+from seed.files.atomic import write_atomic
 
 if TYPE_CHECKING:
     import torch
@@ -157,7 +157,7 @@ def save_checkpoint(
     """
     from safetensors.torch import save
 
-    from seed.targets import content_hash
+    from seed.files.targets import content_hash
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -210,7 +210,7 @@ def load_checkpoint(
     import torch
     from safetensors.torch import load_file
 
-    from seed.targets import content_hash
+    from seed.files.targets import content_hash
 
     folder = Path(folder)
     if not folder.is_dir():

@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
-from seed.atomic import write_atomic
 from seed.core.purify import SparseTargets
 from seed.errors import DataError
-from seed.inputs import read_json
+from seed.files.atomic import write_atomic
+from seed.files.inputs import read_json
 
 if TYPE_CHECKING:
     import torch

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from seed.errors import DataError
-from seed.inputs import MAX_ANSWER_CHARS, check_prompt, check_relative_name, read_json
+from seed.files.inputs import MAX_ANSWER_CHARS, check_prompt, check_relative_name, read_json
 
 IMAGE_PLACEHOLDER = "<image>"
 ROLES = {"human": "user", "gpt": "assistant"}
@@ -22,7 +22,7 @@ def load_conversations(path: str | Path, require_answers: bool = True) -> list[d
 
     With ``require_answers=False`` (the unlabelled SEED split) records must hold human turns only.
     Every record's ``image`` must be a relative file name inside the image folder (no ``..``), and
-    every human turn must hold a prompt besides ``<image>`` (see `seed.inputs.check_prompt`).
+    every human turn must hold a prompt besides ``<image>`` (see `seed.files.inputs.check_prompt`).
     """
     path = Path(path)
     records = read_json(path)

@@ -9,7 +9,7 @@ import torch
 
 from seed.core.purify import SparseTargets, sparsify_targets
 from seed.errors import DataError
-from seed.targets import (
+from seed.files.targets import (
     MANIFEST_NAME,
     content_hash,
     read_manifest,

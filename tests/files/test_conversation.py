@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from seed.conversation import load_conversations, to_messages
 from seed.errors import DataError
+from seed.files.conversation import load_conversations, to_messages
 
 GOOD = [
     {

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from seed.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from seed.errors import DataError
+from seed.files.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 KEY = {"model_hash": "abc", "config": {"lr": 0.01, "betas": [0.9, 0.999]}, "processes": 1}
 

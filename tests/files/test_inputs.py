@@ -1,4 +1,4 @@
-"""seed/inputs.py: names that stay in their folder, prompts of sane length, images with an 8-bit RGB form."""
+"""seed/files/inputs.py: names that stay in their folder, prompts of sane length, images with an 8-bit RGB form."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from seed.errors import DataError
-from seed.inputs import (
+from seed.files.inputs import (
     MAX_PROMPT_CHARS,
     check_prompt,
     check_relative_name,
