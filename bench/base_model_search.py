@@ -90,7 +90,7 @@ def vision_stage(model, tokenizer, pixels, labels, categories, args, feature_lay
 def tower_only_auc(model, processor, data: Path, score, categories, feature_layer, n: int) -> None:
     """Print the AUC of stage 0's own score for the asked category on the first n POPE questions."""
     from seed.eval.pope import load_pope_questions
-    from seed.generate import open_image
+    from seed.model.generate import open_image
 
     for split in ("adversarial", "popular", "random"):
         questions = load_pope_questions(next((data / "pope").glob(f"*_pope_{split}.json")))[:n]

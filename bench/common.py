@@ -184,8 +184,8 @@ def adapter(rt: Runtime) -> Path:
     if not (out / "adapter_config.json").is_file():
         import torch
 
-        from seed.adapter import attach_adapter, save_adapter
-        from seed.generate import load_model
+        from seed.model.adapter import attach_adapter, save_adapter
+        from seed.model.generate import load_model
         from seed.stages import load_stage_config
 
         distill_config = load_stage_config("distill", rt.params)
@@ -272,7 +272,7 @@ def teacher_samples(rt: Runtime, count: int) -> list[TeacherSample]:
             samples.append(TeacherSample(s["id"], s["image"], s["prompt"], s["response"]))
         if len(samples) >= count:
             return samples[:count]
-    from seed.generate import answer_batch, load_model, open_image
+    from seed.model.generate import answer_batch, load_model, open_image
     from seed.teacher import image_path, load_samples, usable_response
 
     data = world(rt)

@@ -1,10 +1,10 @@
 """Decoding speed of base, SEED merged, SEED unmerged (PEFT adapter on) and VCD, on equal-length captions.
 
-Every method runs through the one KV-cache loop of `seed.vcd.decode` (the loop `seed eval` uses) on
+Every method runs through the one KV-cache loop of `seed.model.vcd.decode` (the loop `seed eval` uses) on
 the same left-padded batch of caption prompts (the CHAIR images of the world, ``evaluate.caption_prompt``).
 End-of-sequence is ignored (``eos_token_ids=[]``), so every row generates exactly ``new_tokens``
 tokens and every method generates the same number of tokens: tokens/s compares per-token cost, not
-answer lengths. VCD's timed region includes noising the images, as in `seed.generate.answer_batch`.
+answer lengths. VCD's timed region includes noising the images, as in `seed.model.generate.answer_batch`.
 The methods take turns within each repeat (order rotated every repeat); after one warm-up round the
 median over the repeats is reported, and the median of the per-round ratios to base beside it.
 """
@@ -30,7 +30,7 @@ def caption_batch(rt: Runtime, processor: Any, batch: int, prompt: str) -> tuple
     """The processor's left-padded batch of ``batch`` caption prompts on CHAIR images, and the pair ids."""
     import json
 
-    from seed.generate import open_image, prompt_text
+    from seed.model.generate import open_image, prompt_text
 
     data = world(rt)
     listing = json.loads((data / "chair" / "images.json").read_text())[:batch]
@@ -50,7 +50,7 @@ def load_methods(rt: Runtime) -> tuple[dict[str, Any], Any]:
     """The three models (base, merged SEED, unmerged PEFT SEED) and the processor."""
     from peft import PeftModel
 
-    from seed.generate import load_model
+    from seed.model.generate import load_model
 
     model_dir, adapter_dir = base_model(rt), adapter(rt)
     base, processor = load_model(model_dir, dtype=rt.dtype, device=rt.device)
@@ -62,9 +62,9 @@ def load_methods(rt: Runtime) -> tuple[dict[str, Any], Any]:
 
 def run_decode(rt: Runtime) -> dict[str, Any]:
     """Tokens/s and forwards/token per method (median over repeats) and the ratios to base and VCD."""
+    from seed.model.vcd import DecodeStats, decode
     from seed.stages import load_stage_config
     from seed.teacher import image_token_ids, noise_pixels
-    from seed.vcd import DecodeStats, decode
 
     size = sizes(rt)
     evaluate = load_stage_config("evaluate", rt.params)

@@ -5,7 +5,7 @@ dominate memory; `SHAPE`) on the same samples, for the same steps, with online t
 pass runs every step, as ``distill.online: true`` does):
 
 - ``adapter``: `seed.distill.train_adapter` itself: one copy of the weights, LoRA A/B train, the
-  teacher is the same model with the adapter disabled (`seed.adapter.teacher_logits`);
+  teacher is the same model with the adapter disabled (`seed.model.adapter.teacher_logits`);
 - ``separate``: a deep copy of the model is the frozen teacher (eval, no grad) and every weight of
   the student trains with AdamW (weights, gradients and two moment buffers).
 
@@ -123,8 +123,8 @@ def measure(mode: str, rt: Runtime) -> dict[str, Any]:
     import torch
 
     from bench.common import build_llava, load_processor, parameters, teacher_samples, world
-    from seed.adapter import attach_adapter
     from seed.distill import DistillSample, train_adapter
+    from seed.model.adapter import attach_adapter
     from seed.stages import load_stage_config
 
     size = sizes(rt)

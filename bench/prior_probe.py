@@ -17,7 +17,7 @@ import torch
 
 from seed.core.noise import add_diffusion_noise, sample_seed
 from seed.eval.pope import build_pope_prompt, load_pope_questions, pope_metrics, ranking_auc
-from seed.generate import load_model, open_image, prompt_text
+from seed.model.generate import load_model, open_image, prompt_text
 
 
 def main() -> None:

@@ -77,8 +77,8 @@ def run_purify(rt: Runtime) -> dict[str, Any]:
     """Seconds, teacher tokens/s, achieved FLOP/s of both ways, and the fraction of measured matmul peak."""
     import torch
 
-    from seed.batching import build_batch
-    from seed.generate import load_model, open_image
+    from seed.model.batching import build_batch
+    from seed.model.generate import load_model, open_image
     from seed.stages import load_stage_config
     from seed.teacher import (
         IMAGES,

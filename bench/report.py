@@ -52,7 +52,7 @@ def decode_lines(d: dict[str, Any]) -> list[str]:
     out = [
         f'{w["batch"]} caption prompts ("{w["prompt"]}", {w["prompt_tokens"]} prompt tokens with the image) '
         f"decoded greedily to exactly {w['new_tokens']} new tokens each (end-of-sequence ignored), through "
-        f"`seed.vcd.decode`; {w['repeats']} timed repeats per method after a warm-up round, methods "
+        f"`seed.model.vcd.decode`; {w['repeats']} timed repeats per method after a warm-up round, methods "
         f"interleaved. VCD: cd_alpha {w['vcd']['cd_alpha']}, cd_beta {w['vcd']['cd_beta']}, noise step "
         f"{w['vcd']['noise_step']} (noising timed).",
         "",

@@ -6,12 +6,12 @@
 Sections, in order (each one recorded even when another fails; the JSON is rewritten after each):
 
 - ``peak``: dense bf16 (run dtype) matmul FLOP/s of an 8192^3 product, the ceiling for ``purify``;
-- ``generate``: stage purify's answering, `seed.vcd.decode` with a KV cache on a batch of
+- ``generate``: stage purify's answering, `seed.model.vcd.decode` with a KV cache on a batch of
   ``purify.batch_size`` prompts, ``purify.max_new_tokens`` tokens each (end-of-sequence ignored);
 - ``purify``: the teacher pass, `seed.teacher.teacher_targets` (clean + noised as one forward of 2B),
   samples/s and analytic FLOP/s against ``peak``;
-- ``decode``: base, VCD, unmerged SEED (PEFT, `seed.adapter.attach_adapter`) and merged SEED
-  (`seed.adapter.merge_adapter`) through `seed.vcd.decode`, taking turns in every round (the two SEED
+- ``decode``: base, VCD, unmerged SEED (PEFT, `seed.model.adapter.attach_adapter`) and merged SEED
+  (`seed.model.adapter.merge_adapter`) through `seed.model.vcd.decode`, taking turns in every round (the two SEED
   models are copies of the weights, dropped afterwards);
 - ``distill``: step time and peak memory of distillation (`bench.scale7b_memory.measure_distill`).
 
@@ -151,7 +151,7 @@ def setup(
     rt: Runtime, shape_name: str, size: dict[str, Any], purify: Any, distill: Any, evaluate: Any
 ) -> dict[str, Any]:
     """The shape (sliced on a CPU), its processor and model on the device, the synthetic samples."""
-    from seed.generate import open_image
+    from seed.model.generate import open_image
     from seed.teacher import IMAGES, image_token_ids
 
     shape = load_shape(shape_name)

@@ -54,7 +54,6 @@ def train_separate_lora(
 
     import torch
 
-    from seed.adapter import teacher_logits
     from seed.core.losses import distillation_loss
     from seed.distill import (
         enable_gradient_checkpointing,
@@ -63,6 +62,7 @@ def train_separate_lora(
         student_batch,
         student_logits,
     )
+    from seed.model.adapter import teacher_logits
     from seed.teacher import image_token_ids, teacher_targets, to_device
 
     if config.gradient_checkpointing:
@@ -134,8 +134,8 @@ def measure_distill(rt: Runtime, w: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from bench.memory import train_separate
-    from seed.adapter import attach_adapter
     from seed.distill import train_adapter
+    from seed.model.adapter import attach_adapter
 
     size, processor, data = w["size"], w["processor"], w["data"]
     base = w["distill_config"]

@@ -14,7 +14,7 @@ IMAGE_FILES = 8  # distinct images; samples cycle through them
 
 def prompt_batch(rt: Runtime, processor: Any, images: list[Any]) -> dict[str, Any]:
     """The processor's left-padded batch of generation prompts on ``images``, on the device."""
-    from seed.generate import prompt_text
+    from seed.model.generate import prompt_text
 
     text = prompt_text(processor, PROMPT)
     inputs = processor(
@@ -31,8 +31,8 @@ def pad_id(processor: Any) -> int:
 
 
 def measure_generate(rt: Runtime, w: dict[str, Any]) -> dict[str, Any]:
-    """Tokens/s and samples/s of greedy answering with a KV cache (`seed.vcd.decode`), fixed length."""
-    from seed.vcd import decode
+    """Tokens/s and samples/s of greedy answering with a KV cache (`seed.model.vcd.decode`), fixed length."""
+    from seed.model.vcd import decode
 
     size, processor, model = w["size"], w["processor"], w["model"]
     batch, tokens = size["generate_batch"], size["response_tokens"]
@@ -112,15 +112,15 @@ def measure_purify(rt: Runtime, w: dict[str, Any]) -> dict[str, Any]:
 def measure_decode(rt: Runtime, w: dict[str, Any]) -> dict[str, Any]:
     """Tokens/s of base, VCD, unmerged and merged SEED, taking turns in every round (order rotated).
 
-    Unmerged SEED is a copy of the base weights with a LoRA adapter (`seed.adapter.attach_adapter`,
+    Unmerged SEED is a copy of the base weights with a LoRA adapter (`seed.model.adapter.attach_adapter`,
     B filled with small random values as a trained one has); merged SEED is a copy of that, merged
-    (`seed.adapter.merge_adapter`). Both copies are dropped afterwards.
+    (`seed.model.adapter.merge_adapter`). Both copies are dropped afterwards.
     """
     import torch
 
-    from seed.adapter import attach_adapter, merge_adapter
+    from seed.model.adapter import attach_adapter, merge_adapter
+    from seed.model.vcd import DecodeStats, decode
     from seed.teacher import noise_pixels
-    from seed.vcd import DecodeStats, decode
 
     size, processor, evaluate = w["size"], w["processor"], w["evaluate_config"]
     batch, tokens = size["decode_batch"], size["decode_tokens"]

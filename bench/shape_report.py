@@ -54,7 +54,7 @@ def rate_lines(r: dict[str, Any]) -> list[str]:
         )
     if "tokens_per_second" in gen:
         out.append(
-            f"Response generation (`seed.vcd.decode`, KV cache, batch {gen['batch']}, {gen['prompt_tokens']} prompt "
+            f"Response generation (`seed.model.vcd.decode`, KV cache, batch {gen['batch']}, {gen['prompt_tokens']} prompt "
             f"tokens with the image, {gen['new_tokens']} new tokens each, end-of-sequence ignored): "
             f"**{num(gen['tokens_per_second'])} tokens/s**, {num(gen['samples_per_second'])} samples/s."
         )
@@ -90,7 +90,7 @@ def decode_lines(d: dict[str, Any] | None) -> list[str]:
     ]
     v = d["vcd"]
     return [
-        f"Decoding: {d['batch']} prompts x {d['new_tokens']} new tokens through `seed.vcd.decode` (median of the "
+        f"Decoding: {d['batch']} prompts x {d['new_tokens']} new tokens through `seed.model.vcd.decode` (median of the "
         f"timed repeats; VCD cd_alpha {v['cd_alpha']}, cd_beta {v['cd_beta']}, noise step {v['noise_step']}, "
         "noising timed). The methods take turns in every round; unmerged SEED is a copy of the weights with "
         "a LoRA adapter (PEFT), merged SEED a copy of that, merged.",

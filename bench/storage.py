@@ -134,8 +134,8 @@ def contrast_logits(
 
     The same inputs as `seed.teacher.teacher_targets`: one forward of the clean and noised batch (2B).
     """
-    from seed.batching import build_batch
-    from seed.generate import open_image
+    from seed.model.batching import build_batch
+    from seed.model.generate import open_image
     from seed.teacher import (
         IMAGES,
         contrast_batch,
@@ -257,7 +257,7 @@ def full_targets(
 
 def run_storage(rt: Runtime) -> dict[str, Any]:
     """Bytes and truncation KL: (a) the default model, (b) an untrained 32000-token model, (c) (a) padded to 32000."""
-    from seed.generate import load_model
+    from seed.model.generate import load_model
     from seed.stages import load_stage_config
 
     config = load_stage_config("purify", rt.params, device=rt.device, dtype=rt.dtype)

@@ -140,7 +140,7 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
     evaluate = None
     if not args.no_eval:
         from seed.evaluate import EvaluateConfig, evaluate_model
-        from seed.generate import load_model
+        from seed.model.generate import load_model
 
         eval_config = load_config(EvaluateConfig, "evaluate", args.params)
 

@@ -91,7 +91,7 @@ def tune_yes_bias(
     """Tune the bias control on ``world``'s POPE splits with the base model; returns bias and its F1."""
     from seed.eval.pope import build_pope_prompt, load_pope_questions
     from seed.evaluate import pope_files
-    from seed.generate import answer_all, load_model
+    from seed.model.generate import answer_all, load_model
 
     model, processor = load_model(model_dir, dtype=config.dtype, device=config.device)
     labels: dict[str, list[str]] = {}

@@ -17,7 +17,7 @@ and the same response text, through the same processor; the response token ids s
 Offline (default) and online targets are the same thing. Stage `purify` computes them with the
 checkpoint itself; the student here is that checkpoint plus a LoRA adapter with ``bias="none"``,
 so the adapter-disabled student *is* the purify teacher, weight for weight. ``online: true`` computes
-the targets at every step with `seed.adapter.teacher_logits` (adapter disabled, eval, no_grad) on
+the targets at every step with `seed.model.adapter.teacher_logits` (adapter disabled, eval, no_grad) on
 the one copy of the weights in memory, and gives the same targets up to float rounding; it costs a
 2B teacher forward per step, which is why offline targets, computed once and reused across epochs
 and ablations, are the default. Online mode reads no targets folder: it generates the responses
@@ -28,7 +28,7 @@ step 0 equals the teacher); only the LoRA dropout modules train. ``gradient_chec
 recomputes each layer's activations in the backward pass instead of keeping them
 (`enable_gradient_checkpointing`): the same loss and gradients, less memory, a slower step.
 
-Launched in N processes (`seed.parallel`), training is data-parallel (DDP through accelerate) with
+Launched in N processes (`seed.model.parallel`), training is data-parallel (DDP through accelerate) with
 the one-process batches, schedule and gradient (see `train_adapter`). Every ``checkpoint_every``
 steps, weights, optimiser, scheduler, RNG states and step go to a checkpoint (`seed.files.checkpoint`,
 safetensors + JSON) beside the output folder; a killed run resumes from it to the same adapter.
@@ -46,11 +46,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from seed.adapter import AdapterConfig
 from seed.core.losses import LOSS_KINDS
 from seed.errors import ConfigError, DataError
 from seed.files.atomic import write_json as _write_json
-from seed.parallel import Processes
+from seed.model.adapter import AdapterConfig
+from seed.model.parallel import Processes
 from seed.teacher import (
     PurifyConfig,
     check_choice,
@@ -82,7 +82,7 @@ class DistillConfig:
     resumes where it stopped (0 = never). gradient_checkpointing: recompute every layer's activations
     in the backward pass instead of storing them (`enable_gradient_checkpointing`; same loss and
     gradients, less activation memory, a slower step; off by default). adapter: LoRA settings
-    (`seed.adapter.AdapterConfig`; a mapping from YAML is accepted).
+    (`seed.model.adapter.AdapterConfig`; a mapping from YAML is accepted).
     """
 
     loss: str = "reverse_kl"
@@ -212,15 +212,15 @@ def stack_targets(samples: Sequence[DistillSample]) -> tuple[torch.Tensor, torch
 def student_batch(
     processor: Any, data_dir: Path, samples: Sequence[DistillSample], where: Path | None = None
 ) -> dict[str, Any]:
-    """`seed.batching.build_batch` of the samples, checked against the stored response token ids.
+    """`seed.model.batching.build_batch` of the samples, checked against the stored response token ids.
 
     ``where`` names the targets folder in the error when a rebuilt sample differs from what the
     teacher saw (another processor or tokenizer than the one used by stage `purify`).
     """
     import torch
 
-    from seed.batching import build_batch
-    from seed.generate import open_image
+    from seed.model.batching import build_batch
+    from seed.model.generate import open_image
     from seed.teacher import IMAGES, response_token_ids
 
     images: dict[str, Any] = {}
@@ -247,7 +247,7 @@ def student_batch(
 def student_logits(peft_model: Any, batch: dict[str, Any], dtype: torch.dtype | None = None) -> torch.Tensor:
     """Student logits (tokens, vocab) at the response positions, adapter on, with gradients.
 
-    ``batch`` comes from `seed.batching.build_batch` (labels define the positions); only these
+    ``batch`` comes from `seed.model.batching.build_batch` (labels define the positions); only these
     positions are projected onto the vocabulary.
     """
     from seed.teacher import response_positions
@@ -307,7 +307,7 @@ def _online_samples(
     """
     from tqdm import tqdm
 
-    from seed.generate import answer_batch, open_image
+    from seed.model.generate import answer_batch, open_image
     from seed.teacher import IMAGES, load_samples, usable_response
 
     samples = load_samples(data_dir, config.max_samples)
@@ -375,10 +375,10 @@ def train_adapter(
 
     Each epoch visits the samples in `sample_order`, ``config.batch_size`` at a time. Offline, the
     samples carry their targets; online (``config.online``) each batch's targets are computed first
-    by `seed.teacher.teacher_targets` with the adapter disabled (`seed.adapter.teacher_logits`).
+    by `seed.teacher.teacher_targets` with the adapter disabled (`seed.model.adapter.teacher_logits`).
     AdamW on the trainable (LoRA) parameters, `lr_factor` schedule, gradient clipping.
 
-    Data-parallel (launched in N processes, `seed.parallel`): the model is wrapped in DDP by
+    Data-parallel (launched in N processes, `seed.model.parallel`): the model is wrapped in DDP by
     accelerate, each process takes `local_indices` of every global batch, and its loss is scaled so
     that the averaged gradient is the gradient of the mean over the *global* batch's tokens, as in
     one process: ``loss_r * n_r * N / n`` (``n_r`` tokens here, ``n`` in the global batch). The logged
@@ -392,10 +392,10 @@ def train_adapter(
     import torch
     from tqdm import tqdm
 
-    from seed.adapter import teacher_logits
     from seed.core.losses import distillation_loss
     from seed.files.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-    from seed.parallel import current_processes
+    from seed.model.adapter import teacher_logits
+    from seed.model.parallel import current_processes
     from seed.teacher import image_token_ids, teacher_targets, to_device
 
     purify_config = purify_config or PurifyConfig()
@@ -583,7 +583,7 @@ def distill(
         checkpoint_dir: training checkpoints (default `checkpoint_path` of ``out_dir``), written every
             ``config.checkpoint_every`` steps and resumed from; deleted once ``out_dir`` is written.
 
-    Launched in N processes (`seed.parallel`) it trains data-parallel (see `train_adapter`); rank 0
+    Launched in N processes (`seed.model.parallel`) it trains data-parallel (see `train_adapter`); rank 0
     writes ``out_dir`` and the checkpoints, and every process returns the same summary.
 
     Returns:
@@ -592,9 +592,9 @@ def distill(
     """
     import torch
 
-    from seed.adapter import attach_adapter, save_adapter
     from seed.files.targets import read_manifest
-    from seed.parallel import current_processes
+    from seed.model.adapter import attach_adapter, save_adapter
+    from seed.model.parallel import current_processes
     from seed.teacher import load_pretrained, model_hash
 
     config = config or DistillConfig()
@@ -707,8 +707,8 @@ def merge_and_save(
     Written atomically (temporary folder, then rename). In an N-process run only rank 0 merges
     and writes; the others wait for it.
     """
-    from seed.adapter import load_adapter, merge_adapter
-    from seed.parallel import current_processes
+    from seed.model.adapter import load_adapter, merge_adapter
+    from seed.model.parallel import current_processes
     from seed.teacher import load_pretrained
 
     out_dir = Path(out_dir)

@@ -2,7 +2,7 @@
 
 ```
  methods   base  = the model, regular decoding            (1 forward per token)
-           vcd   = the model, visual contrastive decoding  (2 forwards per token, seed.vcd)
+           vcd   = the model, visual contrastive decoding  (2 forwards per token, seed.model.vcd)
            seed  = the model + merged SEED adapter, regular decoding (1 forward per token)
  protocol  greedy                       -> reports/metrics.json
            sample (T=1, top_p=1, seeds) -> reports/metrics_sample.json (mean and *_std over seeds)
@@ -40,7 +40,7 @@ from seed.files.inputs import DEFAULT_MAX_IMAGE_SIDE, MAX_PROMPT_CHARS, check_re
 from seed.params import check_range
 
 if TYPE_CHECKING:
-    from seed.vcd import DecodeStats, VCDSettings
+    from seed.model.vcd import DecodeStats, VCDSettings
 
 SECTION = "evaluate"
 METHODS = ("base", "vcd", "seed")
@@ -128,7 +128,7 @@ class EvaluateConfig:
         check_runtime(SECTION, self.dtype, self.device)
 
     def vcd_settings(self) -> VCDSettings:
-        from seed.vcd import VCDSettings
+        from seed.model.vcd import VCDSettings
 
         return VCDSettings(cd_alpha=self.cd_alpha, cd_beta=self.cd_beta, noise_step=self.noise_step)
 
@@ -236,7 +236,7 @@ def run_pope(
         parse_yes_no,
         pope_metrics,
     )
-    from seed.generate import answer_all
+    from seed.model.generate import answer_all
 
     splits = pope_files(pope_dir)
     if not splits:
@@ -284,7 +284,7 @@ def run_mme(
 ) -> tuple[dict, dict[str, list[dict]]]:
     """Answer and score the MME hallucination subset; returns (scores, rows with predictions)."""
     from seed.eval.mme import load_mme, mme_score
-    from seed.generate import answer_all
+    from seed.model.generate import answer_all
 
     rows_by_subtask = load_mme(mme_dir)
     for name, rows in rows_by_subtask.items():
@@ -347,7 +347,7 @@ def run_colour_probe(
     (atypical: the white strawberry). Needs the world's annotations.json; not an official benchmark.
     """
     from seed.eval.pope import POPE_PROMPT_SUFFIX, load_pope_questions
-    from seed.generate import answer_all
+    from seed.model.generate import answer_all
 
     annotations = load_world_annotations(data_dir / "annotations.json")
     canonical = {c["id"]: (c["name"], c["colour"]) for c in annotations["categories"]}
@@ -496,7 +496,7 @@ def check_inputs(data_dir: Path, config: EvaluateConfig) -> int:
     from seed.eval.mme import load_mme
     from seed.eval.pope import load_pope_questions
     from seed.files.inputs import resolve_inside
-    from seed.generate import open_image
+    from seed.model.generate import open_image
 
     data_dir = Path(data_dir)
     paths = benchmark_paths(data_dir, config)
@@ -554,7 +554,7 @@ def run_chair(
 ) -> dict:
     """Caption the CHAIR image list and score CHAIR_s / CHAIR_i against the instance annotations."""
     from seed.eval.chair import chair_metrics
-    from seed.generate import answer_all
+    from seed.model.generate import answer_all
 
     paths = benchmark_paths(data_dir, config)
     listing = chair_image_list(paths, config)
@@ -595,9 +595,9 @@ def evaluate_model(
     """Every configured benchmark for one loaded model and one decoding method; returns its metrics.
 
     With ``vcd`` settings the model decodes with VCD, else regularly. The result holds ``cost``
-    (`seed.vcd.DecodeStats.as_dict` over every answer it generated) and ``seconds``.
+    (`seed.model.vcd.DecodeStats.as_dict` over every answer it generated) and ``seconds``.
     """
-    from seed.vcd import DecodeStats
+    from seed.model.vcd import DecodeStats
 
     data_dir = Path(data_dir)
     stats = stats if stats is not None else DecodeStats()
@@ -712,7 +712,7 @@ def evaluate_methods(
          "cost": {method: {forwards_per_token, tokens_per_second, tokens, forwards, steps, seconds}},
          "diagnostics": {method: {...}}, "seconds": {method: s}, "settings": {...}}
     """
-    from seed.generate import load_model
+    from seed.model.generate import load_model
     from seed.report import write_plots
 
     out_dir = Path(out_dir)

@@ -172,7 +172,7 @@ def load_pixels(processor, paths: list[Path], batch: int = 256):
     """Normalised pixel tensor (n, 3, H, W) for image files, through the processor's image side."""
     import torch
 
-    from seed.generate import open_image
+    from seed.model.generate import open_image
 
     chunks = []
     for i in range(0, len(paths), batch):

@@ -12,7 +12,7 @@ For every human turn of ``data_dir/seed/instructions.json`` (one single-turn sam
 
 No answer is read anywhere: only images and instructions. The teacher here is the checkpoint itself,
 loaded without adapter, in eval mode under ``no_grad``. That is the same function as
-`seed.adapter.teacher_logits` on the freshly adapted model of stage `distill` (``bias="none"``,
+`seed.model.adapter.teacher_logits` on the freshly adapted model of stage `distill` (``bias="none"``,
 adapter disabled), so targets written here equal the ones the distill stage would compute online.
 
 Each shard covers a fixed slice of ``shard_size`` samples (in file order) and has a sidecar
@@ -22,7 +22,7 @@ config value) and the shard's sha256. A rerun into the same folder reuses every 
 has the same run key and whose bytes still match: an interrupted (even SIGKILLed) run resumes where
 it stopped, since every file is written atomically (temporary file, then rename).
 
-Launched in N processes (`seed.parallel`), shard ``i`` is computed by process ``i % N`` and rank 0
+Launched in N processes (`seed.model.parallel`), shard ``i`` is computed by process ``i % N`` and rank 0
 writes the manifest once all have finished: the folder is byte for byte that of one process.
 """
 
@@ -184,7 +184,7 @@ def image_path(data_dir: str | Path, sample: Sample) -> Path:
 
 def load_pretrained(model_path: str | Path, dtype: str = "float32", device: str = "cpu") -> tuple[Any, Any]:
     """``(model, processor)`` of a checkpoint, model in eval mode on ``device``; no adapter."""
-    from seed.generate import load_model
+    from seed.model.generate import load_model
 
     return load_model(model_path, dtype=dtype, device=device)
 
@@ -237,7 +237,7 @@ def response_positions(labels: torch.Tensor) -> torch.Tensor:
     """Positions whose logits predict a response token: ``mask[:, t] = labels[:, t + 1] != -100``.
 
     Args:
-        labels: (batch, seq) labels from `seed.batching.build_batch` (-100 on prompt, image, padding).
+        labels: (batch, seq) labels from `seed.model.batching.build_batch` (-100 on prompt, image, padding).
 
     Returns:
         (batch, seq) bool; the last column is always False. ``logits[mask]`` (tokens, vocab) lines up
@@ -245,7 +245,7 @@ def response_positions(labels: torch.Tensor) -> torch.Tensor:
     """
     import torch
 
-    from seed.batching import IGNORE_INDEX
+    from seed.model.batching import IGNORE_INDEX
 
     mask = torch.zeros_like(labels, dtype=torch.bool)
     mask[:, :-1] = labels[:, 1:] != IGNORE_INDEX
@@ -354,11 +354,11 @@ def teacher_targets(
     dtype: torch.dtype | None = None,
     contrast_pixels: torch.Tensor | None = None,
 ) -> list[SampleTargets]:
-    """Purified sparse targets of one training batch (`seed.batching.build_batch` output, with labels).
+    """Purified sparse targets of one training batch (`seed.model.batching.build_batch` output, with labels).
 
     Args:
         forward: ``forward(**inputs) -> logits`` of the teacher: `plain_logits` bound to the model,
-            or `seed.adapter.teacher_logits` bound to a PEFT model (adapter disabled).
+            or `seed.model.adapter.teacher_logits` bound to a PEFT model (adapter disabled).
         batch: (batch, seq) inputs and labels on the model's device.
         sample_ids: one id per sample, seeding its image noise.
         config: contrast settings (noise_step, cd_alpha, cd_beta, adaptive, confidence, top_k, seed).
@@ -470,8 +470,8 @@ def _purify_shard(
     bar: Any,
 ) -> tuple[list[Sample], list[str], list[SampleTargets], list[str]]:
     """Generate, then teach, one shard's samples; returns kept samples, responses, targets, skipped ids."""
-    from seed.batching import build_batch
-    from seed.generate import answer_batch, open_image
+    from seed.model.batching import build_batch
+    from seed.model.generate import answer_batch, open_image
 
     images = {s.image: None for s in samples}
     for name in images:
@@ -601,7 +601,7 @@ def build_targets(
 ) -> dict[str, Any]:
     """Stage `purify`: write the purified sparse targets of the unlabelled split into ``out_dir``.
 
-    Launched in N processes (`seed.parallel`), process ``r`` computes the shards ``i`` with
+    Launched in N processes (`seed.model.parallel`), process ``r`` computes the shards ``i`` with
     ``i % N == r``. A shard is a fixed slice of the samples in file order and its targets depend only
     on its own samples, so the shards written are byte for byte those of one process, whatever N.
     Rank 0 clears stale files first; after a barrier every process works on its shards; after a
@@ -614,7 +614,7 @@ def build_targets(
     from tqdm import tqdm
 
     from seed.files.targets import MANIFEST_NAME, write_manifest
-    from seed.parallel import current_processes
+    from seed.model.parallel import current_processes
 
     config = config or PurifyConfig()
     procs = current_processes(config.device)
@@ -764,7 +764,7 @@ def check_multiprocess_targets(
     """Stage purify in one process and in ``num_processes`` processes: are the targets byte-identical?
 
     Both runs go through ``python -m seed.cli purify`` (the N-process one under ``torchrun
-    --standalone``, see `seed.parallel.launch_command`) into ``work_dir/processes-1`` and
+    --standalone``, see `seed.model.parallel.launch_command`) into ``work_dir/processes-1`` and
     ``work_dir/processes-<N>``, which are replaced. ``reference``: a one-process targets folder of the
     same model, data and ``config`` to compare with instead of running one (no "1" in ``seconds``).
 
@@ -774,7 +774,7 @@ def check_multiprocess_targets(
     import shutil
     import subprocess
 
-    from seed.parallel import launch_command
+    from seed.model.parallel import launch_command
 
     work_dir = Path(work_dir)
     params = write_purify_params(work_dir / "purify-params.yaml", config)

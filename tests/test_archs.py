@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from seed.adapter import AdapterConfig, find_lora_targets
 from seed.base.tiny import save_tiny
-from seed.batching import IGNORE_INDEX, build_batch, render_prompt
 from seed.core.noise import add_diffusion_noise, sample_seed
 from seed.core.purify import densify, purify_logits, sparsify_targets
 from seed.distill import DistillConfig, distill, load_targets, student_batch
 from seed.files.targets import read_manifest
-from seed.generate import open_image
+from seed.model.adapter import AdapterConfig, find_lora_targets
+from seed.model.batching import IGNORE_INDEX, build_batch, render_prompt
+from seed.model.generate import open_image
 from seed.teacher import PurifyConfig, build_targets, image_token_ids, load_pretrained
 from seed.world.synth import WorldConfig, synthesize
 

@@ -14,9 +14,7 @@ from peft import PeftModel
 from PIL import Image
 from transformers import AutoModelForImageTextToText
 
-from seed.adapter import AdapterConfig, attach_adapter, find_lora_targets
 from seed.base.tiny import load_tiny, save_tiny
-from seed.batching import build_batch
 from seed.core.losses import distillation_loss
 from seed.distill import (
     DistillConfig,
@@ -34,6 +32,8 @@ from seed.distill import (
 )
 from seed.errors import ConfigError, DataError
 from seed.files.targets import content_hash, read_manifest
+from seed.model.adapter import AdapterConfig, attach_adapter, find_lora_targets
+from seed.model.batching import build_batch
 from seed.params import config_from_dict
 from seed.teacher import PurifyConfig, build_targets
 from seed.world.synth import WorldConfig, synthesize
@@ -250,10 +250,10 @@ def test_merged_model_loads_and_matches_the_adapter(trained, llava, tmp_path):
 
 
 def test_no_usable_response_is_an_error_not_a_crash(world, llava, tmp_path, monkeypatch):
-    import seed.generate
+    import seed.model.generate
 
     monkeypatch.setattr(
-        seed.generate,
+        seed.model.generate,
         "answer_batch",
         lambda model, processor, images, questions, *a, **k: [""] * len(questions),
     )
@@ -309,8 +309,8 @@ def _lora_step(llava, world, samples, checkpointed, monkeypatch):
     monkeypatch.setattr(
         transformers.modeling_utils, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
-    from seed.adapter import teacher_logits
     from seed.distill import _prepare_training, enable_gradient_checkpointing
+    from seed.model.adapter import teacher_logits
     from seed.teacher import image_token_ids, teacher_targets
 
     model, processor = load_tiny(llava)

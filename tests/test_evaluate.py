@@ -120,8 +120,8 @@ def model_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def adapter_dir(model_dir, tmp_path_factory) -> Path:
     """A LoRA adapter whose B weights are non-zero, so that the seed model differs from the base."""
-    from seed.adapter import AdapterConfig, attach_adapter, save_adapter
-    from seed.generate import load_model
+    from seed.model.adapter import AdapterConfig, attach_adapter, save_adapter
+    from seed.model.generate import load_model
 
     model, _ = load_model(model_dir)
     peft_model = attach_adapter(model, AdapterConfig(lora_r=2, lora_alpha=4))

@@ -102,7 +102,7 @@ def test_image_features_shape_and_noise(tiny_llava):
 def test_first_token_margins_match_answer_all(tiny_llava):
     from PIL import Image
 
-    from seed.generate import answer_batch
+    from seed.model.generate import answer_batch
 
     model, processor = tiny_llava
     images = [Image.new("RGB", (48, 48), (i * 60, 90, 30)) for i in range(3)]

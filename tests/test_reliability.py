@@ -155,7 +155,7 @@ def test_image_without_8bit_rgb_form_is_refused(capsys, model, world, tmp_path, 
 
 
 def test_grayscale_and_palette_images_are_accepted(tmp_path):
-    from seed.generate import open_image
+    from seed.model.generate import open_image
 
     for mode in ("L", "P", "RGBA", "1", "CMYK"):
         path = tmp_path / f"{mode}.png" if mode != "CMYK" else tmp_path / "cmyk.jpg"
@@ -503,7 +503,7 @@ def test_processor_check_catches_a_silent_processor():
     import torch
 
     from seed.errors import DataError
-    from seed.generate import check_processor
+    from seed.model.generate import check_processor
 
     class SilentProcessor:  # builds prompts, but its input_ids never hold image token 7
         chat_template = "{{ messages }}"
@@ -628,7 +628,7 @@ def test_remote_code_is_never_switched_on_by_our_code():
     """``trust_remote_code`` is only ever passed through from the caller, whose default is False."""
     import inspect
 
-    from seed.generate import load_model
+    from seed.model.generate import load_model
 
     assert inspect.signature(load_model).parameters["trust_remote_code"].default is False
     offenders = [

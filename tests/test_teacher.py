@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from seed.base.tiny import load_tiny, save_tiny
-from seed.batching import IGNORE_INDEX, build_batch
 from seed.core.noise import add_diffusion_noise, sample_seed
 from seed.core.purify import densify, purify_logits, sparsify_targets
 from seed.errors import ConfigError
 from seed.files.targets import content_hash, read_manifest, read_shard
-from seed.generate import open_image
+from seed.model.batching import IGNORE_INDEX, build_batch
+from seed.model.generate import open_image
 from seed.params import config_from_dict
 from seed.teacher import (
     PurifyConfig,
@@ -261,15 +261,15 @@ def test_resume_after_losing_the_last_shard(run, world, llava, tmp_path, monkeyp
     shutil.copytree(out, copy)
     (copy / "shard-00002.safetensors").unlink()
     generated: list[str] = []
-    import seed.generate
+    import seed.model.generate
 
-    answer = seed.generate.answer_batch
+    answer = seed.model.generate.answer_batch
 
     def counting(model, processor, images, questions, *args, **kwargs):
         generated.extend(questions)
         return answer(model, processor, images, questions, *args, **kwargs)
 
-    monkeypatch.setattr(seed.generate, "answer_batch", counting)
+    monkeypatch.setattr(seed.model.generate, "answer_batch", counting)
     meta = build_targets(llava, world, copy, CONFIG, progress=False)
     assert meta["counts"]["reused_shards"] == 2
     assert len(generated) == 16 - 2 * CONFIG.shard_size  # only the lost shard's samples
@@ -292,15 +292,15 @@ def test_changed_config_recomputes_and_drops_stale_shards(run, world, llava, tmp
 
 
 def test_empty_responses_are_skipped_and_counted(world, llava, tmp_path, monkeypatch):
-    import seed.generate
+    import seed.model.generate
 
-    answer = seed.generate.answer_batch
+    answer = seed.model.generate.answer_batch
 
     def some_empty(model, processor, images, questions, *args, **kwargs):
         answers = answer(model, processor, images, questions, *args, **kwargs)
         return ["  " if i == 0 else a for i, a in enumerate(answers)]
 
-    monkeypatch.setattr(seed.generate, "answer_batch", some_empty)
+    monkeypatch.setattr(seed.model.generate, "answer_batch", some_empty)
     config = dataclasses.replace(CONFIG, max_samples=5)
     meta = build_targets(llava, world, tmp_path / "targets", config, progress=False)
     assert meta["counts"]["skipped_responses"] == 2  # the first of each generation batch (4 + 1)

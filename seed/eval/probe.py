@@ -4,7 +4,7 @@
  image --processor--> pixels --(noised at T, seed.core.noise)--> tower + projector --> tokens (n, patches, hidden)
    tokens --object probe: per-patch linear score per category, max over patches, BCE--> score(image, category)
    tokens --scene probe: linear score of the mean token, softmax over scene types----> scene
- (image, question) --first answer token, clean and noised (seed.vcd.decode)--> yes-minus-no margins
+ (image, question) --first answer token, clean and noised (seed.model.vcd.decode)--> yes-minus-no margins
 ```
 
 The probes are trained on a *decorrelated* world (``cooccurrence: 0``: objects do not follow the
@@ -93,15 +93,15 @@ def first_token_margins(
 ) -> tuple[list[float], list[float] | None]:
     """The first answer token's yes-minus-no logit per pair, on the clean image and on the noised one.
 
-    Batches are built as `seed.generate.answer_batch` builds them (chat template, left padding) and
-    read by `seed.vcd.decode`'s first step, so the clean margins equal ``answer_all(margins=...)``'s.
+    Batches are built as `seed.model.generate.answer_batch` builds them (chat template, left padding) and
+    read by `seed.model.vcd.decode`'s first step, so the clean margins equal ``answer_all(margins=...)``'s.
     The noised image is the one VCD contrasts: `seed.teacher.noise_pixels` with ``sample_ids`` and
     ``seed``. Returns ``(clean, noised)``, each one float per pair; ``noised`` is None without
     ``noise_step``.
     """
-    from seed.generate import eos_token_ids, prompt_text, yes_no_token_ids
+    from seed.model.generate import eos_token_ids, prompt_text, yes_no_token_ids
+    from seed.model.vcd import decode
     from seed.teacher import image_token_ids, noise_pixels
-    from seed.vcd import decode
 
     yes, no = yes_no_token_ids(processor)
     tok = processor.tokenizer
@@ -314,7 +314,7 @@ def run_probe(
     from seed.base.vision_pretrain import object_labels
     from seed.eval.pope import build_pope_prompt, margin_auc
     from seed.files.atomic import write_json
-    from seed.generate import load_model, open_image
+    from seed.model.generate import load_model, open_image
     from seed.teacher import model_hash
     from seed.world.synth import synthesize, world_config
     from seed.world.vocab import SCENES

@@ -255,7 +255,7 @@ class SeedAdapterModel(mlflow.pyfunc.PythonModel):
     """
 
     def load_context(self, context) -> None:
-        from seed.generate import load_model
+        from seed.model.generate import load_model
 
         config = dict(context.model_config or {})
         if config.get("verify_base_model", True):
@@ -269,7 +269,7 @@ class SeedAdapterModel(mlflow.pyfunc.PythonModel):
         )
 
     def predict(self, context, model_input: pd.DataFrame, params: dict | None = None) -> list[str]:
-        from seed.generate import answer_batch, open_image
+        from seed.model.generate import answer_batch, open_image
 
         frame = model_input
         missing = sorted({"image", "question"} - set(getattr(frame, "columns", [])))

@@ -3,7 +3,7 @@
 The model is either a registered version (``--model-uri models:/seed-lvlm@champion``, an MLflow pyfunc
 that holds the adapter and names its base model) or a checkpoint folder / hub id with an optional
 PEFT adapter merged into it (``--model PATH [--adapter PATH]``). Both answer through
-`seed.generate.answer_batch`, greedy.
+`seed.model.generate.answer_batch`, greedy.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def check_request(image: Path, question: str, max_image_side: int = DEFAULT_MAX_IMAGE_SIDE):
     """The decoded image of one request, after checking the question; `DataError` names the bad one."""
-    from seed.generate import open_image
+    from seed.model.generate import open_image
 
     check_prompt(question, "--question", "question")
     return open_image(image, max_image_side)
@@ -72,7 +72,7 @@ def answer_with_checkpoint(
     max_image_side: int = DEFAULT_MAX_IMAGE_SIDE,
 ) -> str:
     """One answer from a checkpoint (with the adapter merged when given)."""
-    from seed.generate import answer_batch, load_model
+    from seed.model.generate import answer_batch, load_model
 
     if adapter is not None and not (Path(adapter) / "adapter_config.json").is_file():
         raise DataError(adapter, "not a PEFT adapter folder (no adapter_config.json)")

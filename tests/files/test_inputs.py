@@ -86,7 +86,7 @@ def test_image_modes_and_sizes():
 
 
 def test_open_image_refuses_what_it_cannot_show_faithfully(tmp_path):
-    from seed.generate import open_image
+    from seed.model.generate import open_image
 
     Image.new("I;16", (4, 4), 40000).save(tmp_path / "deep.png")
     with pytest.raises(DataError, match="I;16"):

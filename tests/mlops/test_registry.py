@@ -161,8 +161,8 @@ def tiny(tmp_path_factory, mlflow_template) -> dict[str, Path]:
     """A tiny LLaVA checkpoint and two different LoRA adapters for it, and an empty store to copy."""
     import torch  # not at the top: the spawned workers of the concurrency test import this module
 
-    from seed.adapter import AdapterConfig, attach_adapter, save_adapter
     from seed.base.tiny import load_tiny, save_tiny
+    from seed.model.adapter import AdapterConfig, attach_adapter, save_adapter
 
     root = tmp_path_factory.mktemp("registry")
     base = save_tiny("llava", root / "base")
@@ -203,7 +203,7 @@ def _register(adapter: Path, base: Path, version_scores: dict, experiment_id: st
 def test_register_promote_and_load_by_alias(tiny, store):
     from mlflow import MlflowClient
 
-    from seed.generate import answer_batch, load_model, open_image
+    from seed.model.generate import answer_batch, load_model, open_image
 
     version, created = _register(tiny["adapter_a"], tiny["base"], scores(adversarial=0.75), store)
     assert created and version.version in (1, "1")

@@ -17,10 +17,10 @@ def tiny(tmp_path_factory, mlflow_template) -> dict[str, Path]:
     import mlflow
     from PIL import Image
 
-    from seed.adapter import AdapterConfig, attach_adapter, save_adapter
     from seed.base.tiny import load_tiny, save_tiny
     from seed.mlops.registry import PromoteConfig, promote, register_adapter
     from seed.mlops.tracking import configure
+    from seed.model.adapter import AdapterConfig, attach_adapter, save_adapter
 
     root = tmp_path_factory.mktemp("serving")
     base = save_tiny("llava", root / "base")
@@ -54,7 +54,7 @@ def _answer(argv, capsys) -> tuple[int, str, str]:
 
 
 def test_checkpoint_answer_equals_answer_batch(tiny, capsys):
-    from seed.generate import answer_batch, load_model, open_image
+    from seed.model.generate import answer_batch, load_model, open_image
 
     code, out, _ = _answer(
         ["--model", str(tiny["base"]), "--image", str(tiny["image"]), "--question", QUESTION], capsys

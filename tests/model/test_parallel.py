@@ -17,12 +17,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from seed.adapter import AdapterConfig
 from seed.base.tiny import save_tiny
 from seed.distill import DistillConfig, distill, local_indices
 from seed.errors import SeedError
 from seed.files.targets import read_manifest
-from seed.parallel import Processes, current_processes, launch_command, launched_world_size
+from seed.model.adapter import AdapterConfig
+from seed.model.parallel import Processes, current_processes, launch_command, launched_world_size
 from seed.teacher import (
     PurifyConfig,
     build_targets,
@@ -32,7 +32,7 @@ from seed.teacher import (
 )
 from seed.world.synth import WorldConfig, synthesize
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent))
 import forked  # noqa: E402
 
 needs_gloo = pytest.mark.skipif(

@@ -6,7 +6,9 @@ import pytest
 import torch
 from PIL import Image
 
-from seed.adapter import (
+from seed.base.tiny import build_tiny
+from seed.errors import ConfigError
+from seed.model.adapter import (
     AdapterConfig,
     attach_adapter,
     find_lora_targets,
@@ -16,9 +18,7 @@ from seed.adapter import (
     save_adapter,
     teacher_logits,
 )
-from seed.base.tiny import build_tiny
-from seed.batching import build_batch
-from seed.errors import ConfigError
+from seed.model.batching import build_batch
 from seed.params import config_from_dict
 
 ARCHS = ["llava", "qwen2_vl", "internvl"]

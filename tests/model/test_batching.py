@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 
 from seed.base.tiny import build_tiny
-from seed.batching import IGNORE_INDEX, build_batch, render_completion, render_prompt, response_mask
+from seed.model.batching import IGNORE_INDEX, build_batch, render_completion, render_prompt, response_mask
 
 PROMPTS = ["Is there a cat in the image?", "Describe the image in detail."]
 RESPONSES = ["Yes, there is a cat.", "A red bus on a street next to a tree."]

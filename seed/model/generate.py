@@ -1,7 +1,7 @@
 """Batched answering of (image, question) pairs with any AutoModelForImageTextToText + AutoProcessor.
 
 Prompts go through the processor's own chat template (the processor places the image tokens), are
-left-padded, and decoded by the KV-cache loop of `seed.vcd` (the same tokens as ``model.generate``'s
+left-padded, and decoded by the KV-cache loop of `seed.model.vcd` (the same tokens as ``model.generate``'s
 greedy search; one loop for regular decoding and VCD, so their costs compare fairly): greedy by
 default, or the sampling protocol (temperature 1, top_p 1) with a seed per pair so that runs are
 repeatable.
@@ -19,7 +19,7 @@ from seed.files.conversation import user_message
 from seed.files.inputs import DEFAULT_MAX_IMAGE_SIDE, image_mode_problem, image_size_problem
 
 if TYPE_CHECKING:
-    from seed.vcd import DecodeStats, VCDSettings
+    from seed.model.vcd import DecodeStats, VCDSettings
 
 
 def load_model(
@@ -206,7 +206,7 @@ def answer_batch(
 ) -> list[str]:
     """Answer each (image, question) pair; returns the decoded new text per pair.
 
-    Decoding is `seed.vcd.decode`: regular decoding (one forward per token), or VCD with ``vcd``
+    Decoding is `seed.model.vcd.decode`: regular decoding (one forward per token), or VCD with ``vcd``
     settings (two). ``sample_ids`` name the pairs (default: their position in the batch): with
     ``seed`` they seed each pair's sampling generator and its VCD noise
     (`seed.core.noise.sample_seed`), so an answer does not depend on the batch it is in. ``stats``
@@ -220,7 +220,7 @@ def answer_batch(
     import torch
 
     from seed.core.noise import sample_seed
-    from seed.vcd import decode
+    from seed.model.vcd import decode
 
     if len(images) != len(questions):
         raise ValueError(f"{len(images)} images for {len(questions)} questions")

@@ -1,4 +1,4 @@
-"""seed.vcd: contrast scores, token choice, and the two-cache decoding loop against references."""
+"""seed.model.vcd: contrast scores, token choice, and the two-cache decoding loop against references."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from PIL import Image
 
 from seed.base.tiny import build_tiny
 from seed.core.noise import add_diffusion_noise
-from seed.generate import prompt_text
-from seed.vcd import DecodeStats, contrast_logits, decode, next_tokens
+from seed.model.generate import prompt_text
+from seed.model.vcd import DecodeStats, contrast_logits, decode, next_tokens
 
 # Different lengths, so the batch is left-padded.
 QUESTIONS = [

@@ -164,7 +164,7 @@ def _eval_mode(module: Any):
 def teacher_logits(peft_model: Any, **inputs: Any) -> Any:
     """Logits (batch, seq, vocab) of the base model: adapter disabled, eval mode, no gradient.
 
-    ``inputs`` are the model inputs (`seed.batching.build_batch` output; ``labels`` are ignored).
+    ``inputs`` are the model inputs (`seed.model.batching.build_batch` output; ``labels`` are ignored).
     The train/eval mode of every submodule is restored afterwards.
     """
     import torch

@@ -1,4 +1,4 @@
-"""seed.generate: the exact prompt the model reads, and batched answering with any architecture."""
+"""seed.model.generate: the exact prompt the model reads, and batched answering with any architecture."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from PIL import Image
 from seed.base.modeling import IMAGE_TOKEN, ModelConfig, build_processor, build_tokenizer
 from seed.base.tiny import build_tiny
 from seed.eval.pope import build_pope_prompt
-from seed.generate import answer_all, answer_batch, eos_token_ids, prompt_text
-from seed.vcd import DecodeStats, VCDSettings
+from seed.model.generate import answer_all, answer_batch, eos_token_ids, prompt_text
+from seed.model.vcd import DecodeStats, VCDSettings
 
 POPE_QUESTION = "Is there a fork in the image?"
 
@@ -181,7 +181,7 @@ def test_answer_batch_rejects_mismatched_inputs(llava):
 
 
 def test_margins_are_the_first_token_yes_minus_no_logits_and_the_bias_shifts_them(llava, image_files):
-    from seed.generate import open_image, yes_no_token_ids
+    from seed.model.generate import open_image, yes_no_token_ids
 
     model, processor = llava
     yes, no = yes_no_token_ids(processor)
@@ -211,9 +211,9 @@ def test_margins_are_the_first_token_yes_minus_no_logits_and_the_bias_shifts_the
 
 
 def test_vcd_margins_are_the_contrasted_first_token_logits(llava, image_files):
-    from seed.generate import open_image, yes_no_token_ids
+    from seed.model.generate import open_image, yes_no_token_ids
+    from seed.model.vcd import contrast_logits
     from seed.teacher import image_token_ids, noise_pixels
-    from seed.vcd import contrast_logits
 
     model, processor = llava
     yes, no = yes_no_token_ids(processor)
