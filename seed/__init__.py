@@ -4,11 +4,12 @@ The package, from the bottom layer up (lower layers never import higher ones):
 
 ```
  seed.core       pure tensor functions: noise (Isolate), identify, purify (Purge), losses (Distil)
+ seed.files      on-disk formats: atomic writes, input checks, conversations, targets, checkpoints
  seed.world      the embedded world: scenes, pixels, words, POPE/MME/CHAIR files (`seed data synth`)
  seed.validate   great-expectations checks of a world or of the official benchmark files
  seed.eval       benchmark rules and metrics (POPE, MME, CHAIR, bootstrap) and the base-model probes
- model code      generate (loading, batched decoding), vcd (contrastive decoding), adapter (LoRA),
-                 batching, modeling / vision_pretrain / tiny (the embedded model and test models)
+ seed.model      a transformers VLM at work: loading, decoding and VCD, the LoRA adapter, batches
+ seed.base       the embedded model, its vision stage 0, tiny configs of the real architectures
  stages          pretrain, teacher (stage purify), distill, evaluate, evolve, controls; stages.py
                  runs them for DVC, cli.py for the `seed` command
  seed.mlops      the only modules that import MLflow: tracking, registry, serving
