@@ -54,29 +54,65 @@ def peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def train_separate(
-    model: Any, processor: Any, data: Path, samples: list, config: Any, purify_config: Any
+def train_against(
+    student: Any,
+    teacher_forward: Any,
+    processor: Any,
+    data: Path,
+    samples: list,
+    config: Any,
+    purify_config: Any,
 ) -> list[float]:
-    """Full fine-tuning of ``model`` against a frozen deep copy of itself as teacher (online targets).
-
-    The same steps as `seed.distill.train_adapter` (batches in `sample_order`, teacher targets,
-    `distillation_loss`, clipping, AdamW, ``config.gradient_checkpointing``), except that every weight
-    trains and the teacher is a copy.
-    """
-    import copy
+    """The steps of `seed.distill.train_adapter` (batches in `sample_order`, online teacher targets,
+    `distillation_loss`, clipping, AdamW) on ``student``'s trainable weights, with the targets from
+    ``teacher_forward(**inputs) -> logits``, a separate teacher. Returns the per-step losses."""
     import dataclasses
 
     import torch
 
     from seed.core.losses import distillation_loss
-    from seed.distill import (
-        enable_gradient_checkpointing,
-        sample_order,
-        stack_targets,
-        student_batch,
-        student_logits,
-    )
-    from seed.teacher import image_token_ids, plain_logits, teacher_targets, to_device
+    from seed.distill import sample_order, stack_targets, student_batch, student_logits
+    from seed.teacher import image_token_ids, teacher_targets, to_device
+
+    trainable = [p for p in student.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
+    image_ids = image_token_ids(processor)
+    order = sample_order(len(samples), config.seed, 0)
+    losses: list[float] = []
+    for step in range(config.max_steps):
+        chunk = [samples[i] for i in order[step * config.batch_size : (step + 1) * config.batch_size]]
+        batch = to_device(student_batch(processor, data, chunk), student.device)
+        computed = teacher_targets(
+            teacher_forward, batch, [s.sample_id for s in chunk], purify_config, image_ids, student.dtype
+        )
+        chunk = [dataclasses.replace(s, targets=t.targets) for s, t in zip(chunk, computed, strict=True)]
+        indices, log_probs = stack_targets(chunk)
+        logits = student_logits(student, batch, student.dtype)
+        mask = torch.ones(indices.shape[:2], dtype=torch.bool, device=logits.device)
+        loss = distillation_loss(
+            config.loss, logits.unsqueeze(0), indices.to(logits.device), log_probs.to(logits.device), mask
+        )
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    return losses
+
+
+def train_separate(
+    model: Any, processor: Any, data: Path, samples: list, config: Any, purify_config: Any
+) -> list[float]:
+    """Full fine-tuning of ``model`` against a frozen deep copy of itself as teacher (online targets).
+
+    The same steps as `seed.distill.train_adapter` (``config.gradient_checkpointing`` included), except
+    that every weight trains and the teacher is a copy.
+    """
+    import copy
+
+    from seed.distill import enable_gradient_checkpointing
+    from seed.teacher import plain_logits
 
     teacher = copy.deepcopy(model).eval()
     for parameter in teacher.parameters():
@@ -86,35 +122,9 @@ def train_separate(
         enable_gradient_checkpointing(model)
     for parameter in model.parameters():
         parameter.requires_grad_(True)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    image_ids = image_token_ids(processor)
-    order = sample_order(len(samples), config.seed, 0)
-    losses: list[float] = []
-    for step in range(config.max_steps):
-        chunk = [samples[i] for i in order[step * config.batch_size : (step + 1) * config.batch_size]]
-        batch = to_device(student_batch(processor, data, chunk), model.device)
-        computed = teacher_targets(
-            lambda **i: plain_logits(teacher, **i),
-            batch,
-            [s.sample_id for s in chunk],
-            purify_config,
-            image_ids,
-            model.dtype,
-        )
-        chunk = [dataclasses.replace(s, targets=t.targets) for s, t in zip(chunk, computed, strict=True)]
-        indices, log_probs = stack_targets(chunk)
-        logits = student_logits(model, batch, model.dtype)
-        mask = torch.ones(indices.shape[:2], dtype=torch.bool, device=logits.device)
-        loss = distillation_loss(
-            config.loss, logits.unsqueeze(0), indices.to(logits.device), log_probs.to(logits.device), mask
-        )
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        optimiser.step()
-        losses.append(float(loss.detach()))
-    return losses
+    return train_against(
+        model, lambda **i: plain_logits(teacher, **i), processor, data, samples, config, purify_config
+    )
 
 
 def measure(mode: str, rt: Runtime) -> dict[str, Any]:

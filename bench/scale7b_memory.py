@@ -50,52 +50,15 @@ def train_separate_lora(
     peft_model: Any, teacher: Any, processor: Any, data: Path, samples: list, config: Any, purify_config: Any
 ) -> list[float]:
     """`train_adapter`'s steps with the targets from ``teacher``, a separate copy (its adapter disabled)."""
-    import dataclasses
-
-    import torch
-
-    from seed.core.losses import distillation_loss
-    from seed.distill import (
-        enable_gradient_checkpointing,
-        sample_order,
-        stack_targets,
-        student_batch,
-        student_logits,
-    )
+    from bench.memory import train_against
+    from seed.distill import enable_gradient_checkpointing
     from seed.model.adapter import teacher_logits
-    from seed.teacher import image_token_ids, teacher_targets, to_device
 
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(peft_model)
-    trainable = [p for p in peft_model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
-    order = sample_order(len(samples), config.seed, 0)
-    losses = []
-    for step in range(config.max_steps):
-        chunk = [samples[i] for i in order[step * config.batch_size : (step + 1) * config.batch_size]]
-        batch = to_device(student_batch(processor, data, chunk), peft_model.device)
-        computed = teacher_targets(
-            lambda **i: teacher_logits(teacher, **i),
-            batch,
-            [s.sample_id for s in chunk],
-            purify_config,
-            image_token_ids(processor),
-            peft_model.dtype,
-        )
-        chunk = [dataclasses.replace(s, targets=t.targets) for s, t in zip(chunk, computed, strict=True)]
-        indices, log_probs = stack_targets(chunk)
-        logits = student_logits(peft_model, batch, peft_model.dtype)
-        mask = torch.ones(indices.shape[:2], dtype=torch.bool, device=logits.device)
-        loss = distillation_loss(
-            config.loss, logits.unsqueeze(0), indices.to(logits.device), log_probs.to(logits.device), mask
-        )
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        if config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-        optimiser.step()
-        losses.append(float(loss.detach()))
-    return losses
+    return train_against(
+        peft_model, lambda **i: teacher_logits(teacher, **i), processor, data, samples, config, purify_config
+    )
 
 
 def adapter_losses(*args: Any) -> list[float]:
