@@ -54,14 +54,12 @@ def row_name(row: tuple) -> str:
 
 def world_variant(data: Path, out: Path, **overrides) -> Path:
     """The data folder's world drawn again with ``overrides`` (built once, reused)."""
-    from seed.world.synth import synthesize, world_config
+    from seed.world.synth import redraw_world, world_config
 
-    config = dataclasses.replace(world_config(data), **overrides)
-    if not (out / "world.json").exists() or json.loads((out / "world.json").read_text())["config"] != (
-        dataclasses.asdict(config)
-    ):
-        synthesize(out, config, progress=False)
-    return out
+    wanted = dataclasses.asdict(dataclasses.replace(world_config(data), **overrides))
+    if (out / "world.json").exists() and dataclasses.asdict(world_config(out)) == wanted:
+        return out
+    return redraw_world(data, out, **overrides)
 
 
 def pope_scores(model_dir: Path, adapter: Path | None, world: Path, work: Path, batch_size: int) -> dict:

@@ -66,10 +66,15 @@ def best_yes_bias(labels: dict[str, list[str]], margins: dict[str, list[float]])
 
 def validation_world(data_dir: Path, out_dir: Path, seed: int, n_pope_images: int) -> Path:
     """A small world like ``data_dir``'s but drawn with another ``seed``: POPE files only, for tuning."""
-    from seed.world.synth import synthesize, world_config
+    from seed.world.synth import redraw_world, world_config
 
-    config = dataclasses.replace(
-        world_config(data_dir),
+    if seed == world_config(data_dir).seed:
+        raise ConfigError(
+            f"controls.validation_seed = {seed} is the evaluated world's own seed; choose another"
+        )
+    return redraw_world(
+        data_dir,
+        out_dir,
         seed=seed,
         n_train=1,
         n_seed=0,
@@ -77,12 +82,6 @@ def validation_world(data_dir: Path, out_dir: Path, seed: int, n_pope_images: in
         n_mme_images=0,
         n_chair_images=0,
     )
-    if config.seed == world_config(data_dir).seed:
-        raise ConfigError(
-            f"controls.validation_seed = {seed} is the evaluated world's own seed; choose another"
-        )
-    synthesize(out_dir, config, progress=False)
-    return out_dir
 
 
 def tune_yes_bias(

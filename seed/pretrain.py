@@ -204,12 +204,11 @@ def collate(rows: list[tuple[list[int], list[int]]], pad_id: int):
 def grounding_world(data_dir: Path, out_dir: Path, config: PretrainConfig) -> Path:
     """The curriculum's grounding world: the data folder's world drawn again with the grounding
     seed, co-occurrence and hard-negative rate; training split only. Returns ``out_dir``."""
-    import dataclasses
+    from seed.world.synth import redraw_world
 
-    from seed.world.synth import synthesize, world_config
-
-    world = dataclasses.replace(
-        world_config(data_dir),
+    return redraw_world(
+        data_dir,
+        out_dir,
         seed=config.grounding_seed,
         cooccurrence=config.grounding_cooccurrence,
         hard_negative_rate=config.grounding_hard_negative_rate,
@@ -218,8 +217,6 @@ def grounding_world(data_dir: Path, out_dir: Path, config: PretrainConfig) -> Pa
         n_mme_images=0,
         n_chair_images=0,
     )
-    synthesize(out_dir, world, progress=False)
-    return out_dir
 
 
 def degrade(pixels, rate: float, generator):

@@ -488,6 +488,13 @@ def world_config(data_dir: Path) -> WorldConfig:
     return WorldConfig(**json.loads(path.read_text())["config"])
 
 
+def redraw_world(data_dir: Path, out_dir: Path, progress: bool = False, **overrides) -> Path:
+    """The world of ``data_dir`` drawn again into ``out_dir`` with ``overrides`` of its `WorldConfig`
+    (another seed, another co-occurrence, fewer splits...). Returns ``out_dir``."""
+    synthesize(Path(out_dir), dataclasses.replace(world_config(data_dir), **overrides), progress=progress)
+    return Path(out_dir)
+
+
 def render_oracle_seed_images(data_dir: Path, out_dir: Path) -> list[str]:
     """Each SEED image of a world, redrawn without its objects, as ``out_dir/<same file name>``.
 
