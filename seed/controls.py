@@ -151,10 +151,14 @@ def run_controls(
     world and the answers go under ``work_dir``.
     """
     from seed.evaluate import MethodSpec, evaluate_methods
-    from seed.world.synth import render_oracle_seed_images
+    from seed.world.synth import render_oracle_seed_images, world_config
 
     start = time.perf_counter()
     model_dir, data_dir, work_dir = Path(model_dir), Path(data_dir), Path(work_dir)
+    if validation_seed == world_config(data_dir).seed:  # before minutes of training, not after
+        raise ConfigError(
+            f"controls.validation_seed = {validation_seed} is the evaluated world's own seed; choose another"
+        )
     work_dir.mkdir(parents=True, exist_ok=True)
     if adapter_dir is None:
         adapter_dir = train_adapter(model_dir, data_dir, work_dir / "seed", purify, distill, progress)
