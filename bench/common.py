@@ -272,8 +272,8 @@ def teacher_samples(rt: Runtime, count: int) -> list[TeacherSample]:
             samples.append(TeacherSample(s["id"], s["image"], s["prompt"], s["response"]))
         if len(samples) >= count:
             return samples[:count]
-    from seed.model.generate import answer_batch, load_model, open_image
-    from seed.teacher import image_path, load_samples, usable_response
+    from seed.files.samples import image_path, load_samples
+    from seed.model.generate import answer_batch, load_model, open_image, usable_response
 
     data = world(rt)
     model, processor = load_model(base_model(rt), dtype=rt.dtype, device=rt.device)

@@ -62,9 +62,10 @@ def load_methods(rt: Runtime) -> tuple[dict[str, Any], Any]:
 
 def run_decode(rt: Runtime) -> dict[str, Any]:
     """Tokens/s and forwards/token per method (median over repeats) and the ratios to base and VCD."""
+    from seed.model.generate import image_token_ids
+    from seed.model.teacher import noise_pixels
     from seed.model.vcd import DecodeStats, decode
     from seed.stages import load_stage_config
-    from seed.teacher import image_token_ids, noise_pixels
 
     size = sizes(rt)
     evaluate = load_stage_config("evaluate", rt.params)

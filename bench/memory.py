@@ -72,7 +72,8 @@ def train_against(
 
     from seed.core.losses import distillation_loss
     from seed.distill import sample_order, stack_targets, student_batch, student_logits
-    from seed.teacher import image_token_ids, teacher_targets, to_device
+    from seed.model.generate import image_token_ids
+    from seed.model.teacher import teacher_targets, to_device
 
     trainable = [p for p in student.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
@@ -112,7 +113,7 @@ def train_separate(
     import copy
 
     from seed.distill import enable_gradient_checkpointing
-    from seed.teacher import plain_logits
+    from seed.model.teacher import plain_logits
 
     teacher = copy.deepcopy(model).eval()
     for parameter in teacher.parameters():

@@ -3,7 +3,7 @@
 Both compute the same purified sparse targets of the same samples (the unlabelled split with the
 responses of ``artifacts/targets``) with the same model and `seed.core.purify` functions:
 
-- batched (what `seed.teacher.teacher_targets` does): ``purify.batch_size`` samples at a time, clean
+- batched (what `seed.model.teacher.teacher_targets` does): ``purify.batch_size`` samples at a time, clean
   and noised copies stacked into one forward of 2B sequences;
 - naive: one sample at a time, one forward on the clean image, a second on the noised image.
 
@@ -57,7 +57,7 @@ def naive_targets(model: Any, batch: dict[str, Any], sample_id: str, config: Any
     """One sample's targets with two forwards (clean, then noised): the loop the batched pass replaces."""
     from seed.core.identify import token_confidence
     from seed.core.purify import purify_logits, sparsify_targets
-    from seed.teacher import noise_pixels, plain_logits, response_positions
+    from seed.model.teacher import noise_pixels, plain_logits, response_positions
 
     positions = response_positions(batch["labels"])
     noised = noise_pixels(batch, [sample_id], config.noise_step, config.seed, image_ids)
@@ -77,17 +77,11 @@ def run_purify(rt: Runtime) -> dict[str, Any]:
     """Seconds, teacher tokens/s, achieved FLOP/s of both ways, and the fraction of measured matmul peak."""
     import torch
 
+    from seed.files.samples import IMAGES
     from seed.model.batching import build_batch
-    from seed.model.generate import load_model, open_image
+    from seed.model.generate import image_token_ids, load_model, open_image
+    from seed.model.teacher import plain_logits, response_positions, teacher_targets, to_device
     from seed.stages import load_stage_config
-    from seed.teacher import (
-        IMAGES,
-        image_token_ids,
-        plain_logits,
-        response_positions,
-        teacher_targets,
-        to_device,
-    )
 
     size = sizes(rt)
     config = load_stage_config("purify", rt.params, device=rt.device, dtype=rt.dtype)

@@ -99,7 +99,7 @@ def purify_lines(p: dict[str, Any]) -> list[str]:
         f"{w['samples']} samples of the unlabelled split ({w['teacher_tokens']:,} teacher tokens, clean + noised; "
         f"{w['target_tokens']:,} target tokens), {w['repeats']} timed repeats after a warm-up, {w['dtype']}. "
         f"Batched: {w['batch_size']} samples per step, one forward of {w['forward_batch']} sequences "
-        "(`seed.teacher.teacher_targets`). Naive: one sample at a time, a clean and a noised forward.",
+        "(`seed.model.teacher.teacher_targets`). Naive: one sample at a time, a clean and a noised forward.",
         "",
     ]
     rows = []

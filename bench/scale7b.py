@@ -8,7 +8,7 @@ Sections, in order (each one recorded even when another fails; the JSON is rewri
 - ``peak``: dense bf16 (run dtype) matmul FLOP/s of an 8192^3 product, the ceiling for ``purify``;
 - ``generate``: stage purify's answering, `seed.model.vcd.decode` with a KV cache on a batch of
   ``purify.batch_size`` prompts, ``purify.max_new_tokens`` tokens each (end-of-sequence ignored);
-- ``purify``: the teacher pass, `seed.teacher.teacher_targets` (clean + noised as one forward of 2B),
+- ``purify``: the teacher pass, `seed.model.teacher.teacher_targets` (clean + noised as one forward of 2B),
   samples/s and analytic FLOP/s against ``peak``;
 - ``decode``: base, VCD, unmerged SEED (PEFT, `seed.model.adapter.attach_adapter`) and merged SEED
   (`seed.model.adapter.merge_adapter`) through `seed.model.vcd.decode`, taking turns in every round (the two SEED
@@ -114,7 +114,7 @@ def make_samples(folder: Path, count: int, image_size: int, words: int, seed: in
     from PIL import Image
 
     from seed.distill import DistillSample
-    from seed.teacher import IMAGES
+    from seed.files.samples import IMAGES
 
     rng = np.random.default_rng(seed)
     (folder / IMAGES).mkdir(parents=True, exist_ok=True)
@@ -151,8 +151,8 @@ def setup(
     rt: Runtime, shape_name: str, size: dict[str, Any], purify: Any, distill: Any, evaluate: Any
 ) -> dict[str, Any]:
     """The shape (sliced on a CPU), its processor and model on the device, the synthetic samples."""
-    from seed.model.generate import open_image
-    from seed.teacher import IMAGES, image_token_ids
+    from seed.files.samples import IMAGES
+    from seed.model.generate import image_token_ids, open_image
 
     shape = load_shape(shape_name)
     if size["layers"]:

@@ -61,7 +61,7 @@ def measure_purify(rt: Runtime, w: dict[str, Any]) -> dict[str, Any]:
 
     from bench.metrics import llava_forward_flops
     from seed.distill import student_batch
-    from seed.teacher import plain_logits, response_positions, teacher_targets, to_device
+    from seed.model.teacher import plain_logits, response_positions, teacher_targets, to_device
 
     size, processor, model, config = w["size"], w["processor"], w["model"], w["purify_config"]
     b = size["teacher_batch"]
@@ -119,8 +119,8 @@ def measure_decode(rt: Runtime, w: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from seed.model.adapter import attach_adapter, merge_adapter
+    from seed.model.teacher import noise_pixels
     from seed.model.vcd import DecodeStats, decode
-    from seed.teacher import noise_pixels
 
     size, processor, evaluate = w["size"], w["processor"], w["evaluate_config"]
     batch, tokens = size["decode_batch"], size["decode_tokens"]

@@ -1,6 +1,6 @@
 """Scale-out of stage purify: two processes must write byte-identical targets to one process.
 
-`seed.teacher.check_multiprocess_targets` runs ``seed purify`` once in one process and once in two
+`seed.stages.purify.check_multiprocess_targets` runs ``seed purify`` once in one process and once in two
 (``torchrun --standalone``, each process computing every other shard) into fresh folders, then
 compares every shard and sidecar byte for byte and the manifests' shard lists. The run uses the
 params.yaml purify settings on the first `sizes` samples, with small shards so that each process
@@ -32,11 +32,11 @@ def scaleout_device(rt: Runtime) -> str:
 def run_scaleout(rt: Runtime) -> dict[str, Any]:
     """``two_process_targets_identical`` and the timings of both runs (None with a note if unsupported)."""
     try:
-        from seed.teacher import check_multiprocess_targets
+        from seed.stages.purify import check_multiprocess_targets
     except ImportError:
         return {
             "two_process_targets_identical": None,
-            "note": "seed.teacher has no multi-process purify (check_multiprocess_targets) in this checkout",
+            "note": "seed.stages.purify has no multi-process purify (check_multiprocess_targets) in this checkout",
         }
     from seed.stages import load_stage_config
 

@@ -62,7 +62,7 @@ def rate_lines(r: dict[str, Any]) -> list[str]:
         out.append(f"Response generation {_failed(gen)}.")
     if "samples_per_second" in pur:
         out.append(
-            f"Purify teacher pass (`seed.teacher.teacher_targets`: {pur['batch']} samples, clean + noised as one "
+            f"Purify teacher pass (`seed.model.teacher.teacher_targets`: {pur['batch']} samples, clean + noised as one "
             f"forward of {pur['forward_batch']} x {pur['seq']} tokens, {pur['target_tokens']} target tokens): "
             f"median {num(pur['seconds']['median'])} s, **{num(pur['samples_per_second'])} samples/s**, "
             f"{pur['achieved_flops_per_second'] / 1e12:,.0f} TFLOP/s = **{num(pur['fraction_of_peak'])}** of the "

@@ -132,18 +132,12 @@ def contrast_logits(
 ) -> tuple[torch.Tensor, int]:
     """``(logits, n)`` of one chunk of samples: (2n, vocab) logits at the n response positions, clean then noised.
 
-    The same inputs as `seed.teacher.teacher_targets`: one forward of the clean and noised batch (2B).
+    The same inputs as `seed.model.teacher.teacher_targets`: one forward of the clean and noised batch (2B).
     """
+    from seed.files.samples import IMAGES
     from seed.model.batching import build_batch
-    from seed.model.generate import open_image
-    from seed.teacher import (
-        IMAGES,
-        contrast_batch,
-        image_token_ids,
-        noise_pixels,
-        plain_logits,
-        response_positions,
-    )
+    from seed.model.generate import image_token_ids, open_image
+    from seed.model.teacher import contrast_batch, noise_pixels, plain_logits, response_positions
 
     data = world(rt)
     batch = build_batch(
@@ -199,7 +193,7 @@ def full_targets(
 ) -> dict[str, Any]:
     """Purify the samples keeping the full distributions; truncation KL and bytes of their top-k form.
 
-    The same steps as `seed.teacher.teacher_targets` (one clean + noised forward of 2B, purify,
+    The same steps as `seed.model.teacher.teacher_targets` (one clean + noised forward of 2B, purify,
     top-k), except that the dense ``log P*`` is kept to measure what the top-k form loses.
     ``real_vocab``: for a `pad_vocab` model, the original vocabulary size; the share of the clean
     softmax and of the plausible sets on the padded ids (>= ``real_vocab``) is then reported too.

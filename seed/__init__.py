@@ -4,14 +4,17 @@ The package, from the bottom layer up (lower layers never import higher ones):
 
 ```
  seed.core       pure tensor functions: noise (Isolate), identify, purify (Purge), losses (Distil)
- seed.files      on-disk formats: atomic writes, input checks, conversations, targets, checkpoints
+ seed.files      on-disk formats: atomic writes, input checks, conversations, the unlabelled samples,
+                 content hashes, targets and their shards, checkpoints
  seed.world      the embedded world: scenes, pixels, words, POPE/MME/CHAIR files (`seed data synth`)
  seed.validate   great-expectations checks of a world or of the official benchmark files
  seed.eval       benchmark rules and metrics (POPE, MME, CHAIR, bootstrap) and the base-model probes
- seed.model      a transformers VLM at work: loading, decoding and VCD, the LoRA adapter, batches
+ seed.model      a transformers VLM at work: loading, decoding and VCD, the teacher pass, the LoRA
+                 adapter, batches
  seed.base       the embedded model, its vision stage 0, tiny configs of the real architectures
- stages          pretrain, teacher (stage purify), distill, evaluate, evolve, controls; stages.py
-                 runs them for DVC, cli.py for the `seed` command
+ seed.stages     one module per stage (purify) and the functions that run every stage for DVC
+ seed/*.py       the other stage modules (pretrain, distill, evaluate, evolve, controls); cli.py
+                 for the `seed` command
  seed.mlops      the only modules that import MLflow: tracking, registry, serving
 ```
 

@@ -103,7 +103,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 def _cmd_purify(args: argparse.Namespace) -> int:
     from seed.params import load_config
     from seed.stages import run_purify
-    from seed.teacher import PurifyConfig
+    from seed.stages.purify import PurifyConfig
 
     config = load_config(PurifyConfig, "purify", args.params, **_overrides(args, PurifyConfig))
     summary = run_purify(Path(args.model), Path(args.data), Path(args.out), config, progress=not args.quiet)
@@ -133,7 +133,7 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
     from seed.distill import DistillConfig
     from seed.evolve import evolve
     from seed.params import load_config
-    from seed.teacher import PurifyConfig
+    from seed.stages.purify import PurifyConfig
 
     purify_config = load_config(PurifyConfig, "purify", args.params)
     distill_config = load_config(DistillConfig, "distill", args.params)
@@ -231,7 +231,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_probe(args: argparse.Namespace) -> int:
     from seed.eval.probe import run_probe
     from seed.params import load_config
-    from seed.teacher import PurifyConfig
+    from seed.stages.purify import PurifyConfig
 
     purify = load_config(PurifyConfig, "purify", args.params, noise_step=args.noise_step, seed=args.seed)
     report = run_probe(
@@ -343,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     pur.add_argument("--model", required=True, help="the current model (teacher and generator)")
     pur.add_argument("--data", required=True, help="world / dataset folder with seed/instructions.json")
     pur.add_argument("--out", required=True, help="targets folder (completed shards are reused on rerun)")
-    from seed.teacher import PurifyConfig
+    from seed.stages.purify import PurifyConfig
 
     _add_dataclass_flags(pur, PurifyConfig, "purify")
     pur.set_defaults(func=_cmd_purify)

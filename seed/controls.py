@@ -36,7 +36,7 @@ from seed.files.atomic import write_json
 if TYPE_CHECKING:
     from seed.distill import DistillConfig
     from seed.evaluate import EvaluateConfig
-    from seed.teacher import PurifyConfig
+    from seed.stages.purify import PurifyConfig
 
 CONTROLS = ("base", "vcd", "seed", "seed_no_contrast", "bias", "seed_oracle")
 BIAS_GRID = tuple(round(-3.0 + 0.05 * i, 2) for i in range(121))  # yes/no logit bias candidates
@@ -124,7 +124,7 @@ def train_adapter(
 ) -> Path:
     """Purify and distil one adapter into ``work/{targets,adapter}``; returns the adapter folder."""
     from seed.distill import distill as run_distill
-    from seed.teacher import build_targets
+    from seed.stages.purify import build_targets
 
     build_targets(model_dir, data_dir, work / "targets", purify, progress=progress)
     run_distill(model_dir, data_dir, work / "targets", work / "adapter", distill, progress=progress)

@@ -51,13 +51,8 @@ from seed.errors import ConfigError, DataError
 from seed.files.atomic import write_json as _write_json
 from seed.model.adapter import AdapterConfig
 from seed.model.parallel import Processes
-from seed.teacher import (
-    PurifyConfig,
-    check_choice,
-    check_integer,
-    check_number,
-    check_runtime,
-)
+from seed.params import check_choice, check_integer, check_number, check_runtime
+from seed.stages.purify import PurifyConfig
 
 if TYPE_CHECKING:
     import torch
@@ -160,8 +155,8 @@ def load_targets(targets_dir: str | Path) -> tuple[list[DistillSample], dict[str
 
     The manifest's shard hashes are verified, and each shard's sidecar must list the shard's samples.
     """
+    from seed.files.shards import read_sidecar, sidecar_path
     from seed.files.targets import read_manifest, read_shard
-    from seed.teacher import read_sidecar, sidecar_path
 
     manifest = read_manifest(targets_dir)
     samples: list[DistillSample] = []
@@ -219,9 +214,10 @@ def student_batch(
     """
     import torch
 
+    from seed.files.samples import IMAGES
     from seed.model.batching import build_batch
     from seed.model.generate import open_image
-    from seed.teacher import IMAGES, response_token_ids
+    from seed.model.teacher import response_token_ids
 
     images: dict[str, Any] = {}
     for s in samples:
@@ -250,7 +246,7 @@ def student_logits(peft_model: Any, batch: dict[str, Any], dtype: torch.dtype | 
     ``batch`` comes from `seed.model.batching.build_batch` (labels define the positions); only these
     positions are projected onto the vocabulary.
     """
-    from seed.teacher import response_positions
+    from seed.model.teacher import response_positions
 
     positions = response_positions(batch["labels"])
     inputs = {key: value for key, value in batch.items() if key != "labels"}
@@ -307,8 +303,8 @@ def _online_samples(
     """
     from tqdm import tqdm
 
-    from seed.model.generate import answer_batch, open_image
-    from seed.teacher import IMAGES, load_samples, usable_response
+    from seed.files.samples import IMAGES, load_samples
+    from seed.model.generate import answer_batch, open_image, usable_response
 
     samples = load_samples(data_dir, config.max_samples)
     starts = list(range(0, len(samples), config.batch_size))
@@ -375,7 +371,7 @@ def train_adapter(
 
     Each epoch visits the samples in `sample_order`, ``config.batch_size`` at a time. Offline, the
     samples carry their targets; online (``config.online``) each batch's targets are computed first
-    by `seed.teacher.teacher_targets` with the adapter disabled (`seed.model.adapter.teacher_logits`).
+    by `seed.model.teacher.teacher_targets` with the adapter disabled (`seed.model.adapter.teacher_logits`).
     AdamW on the trainable (LoRA) parameters, `lr_factor` schedule, gradient clipping.
 
     Data-parallel (launched in N processes, `seed.model.parallel`): the model is wrapped in DDP by
@@ -395,8 +391,9 @@ def train_adapter(
     from seed.core.losses import distillation_loss
     from seed.files.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
     from seed.model.adapter import teacher_logits
+    from seed.model.generate import image_token_ids
     from seed.model.parallel import current_processes
-    from seed.teacher import image_token_ids, teacher_targets, to_device
+    from seed.model.teacher import teacher_targets, to_device
 
     purify_config = purify_config or PurifyConfig()
     procs = current_processes(config.device)
@@ -592,10 +589,11 @@ def distill(
     """
     import torch
 
+    from seed.files.hashing import model_hash
     from seed.files.targets import read_manifest
     from seed.model.adapter import attach_adapter, save_adapter
+    from seed.model.generate import load_pretrained
     from seed.model.parallel import current_processes
-    from seed.teacher import load_pretrained, model_hash
 
     config = config or DistillConfig()
     purify_config = purify_config or PurifyConfig()
@@ -708,8 +706,8 @@ def merge_and_save(
     and writes; the others wait for it.
     """
     from seed.model.adapter import load_adapter, merge_adapter
+    from seed.model.generate import load_pretrained
     from seed.model.parallel import current_processes
-    from seed.teacher import load_pretrained
 
     out_dir = Path(out_dir)
     procs = current_processes(device)

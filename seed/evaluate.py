@@ -90,7 +90,7 @@ class EvaluateConfig:
     max_image_side: int = DEFAULT_MAX_IMAGE_SIDE
 
     def __post_init__(self) -> None:
-        from seed.teacher import check_runtime
+        from seed.params import check_runtime
 
         if self.protocol not in ("greedy", "sample"):
             raise ConfigError(f"{SECTION}.protocol = {self.protocol!r} must be 'greedy' or 'sample'")

@@ -11,7 +11,7 @@ Round ``r`` generates the responses and the purified targets with the merged mod
 ``r - 1`` (round 1: the base model), trains a fresh adapter on top of that same model and merges it.
 Only images and instructions of the unlabelled split are read; no label, no external model. With
 ``distill_config.online`` the targets folder is skipped (targets are computed during training).
-An interrupted round resumes its purify stage shard by shard (see `seed.teacher`).
+An interrupted round resumes its purify stage shard by shard (see `seed.stages.purify`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 from seed.distill import DistillConfig, distill, merge_and_save
 from seed.errors import ConfigError
 from seed.files.atomic import write_json as _write_json
-from seed.teacher import PurifyConfig, build_targets
+from seed.stages.purify import PurifyConfig, build_targets
 
 SECTION = "evolve"
 ROUNDS_NAME = "rounds.json"

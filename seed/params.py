@@ -2,12 +2,15 @@
 
 Each stage owns one dataclass whose `__post_init__` rejects out-of-range values by raising
 `ConfigError` with the `params.yaml` key (``section.field``) in the message. This module only maps
-YAML onto those dataclasses: unknown keys are rejected by name, missing keys keep their defaults.
+YAML onto those dataclasses: unknown keys are rejected by name, missing keys keep their defaults;
+the range, type and choice checks those `__post_init__` methods call live here too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,6 +21,8 @@ from seed.errors import ConfigError
 T = TypeVar("T")
 
 DEFAULT_PARAMS = Path("params.yaml")
+DTYPES = ("float32", "bfloat16", "float16")
+_DEVICE_RE = re.compile(r"^(cpu|cuda|mps|xpu|npu|hpu)(:\d+)?$")
 
 
 def read_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
@@ -158,3 +163,30 @@ def check_range(
         else:
             allowed = f"is out of range {'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
         raise ConfigError(f"{section}.{name} = {value!r} {allowed}")
+
+
+def check_integer(section: str, name: str, value: Any, lo: int | None = None, hi: int | None = None) -> None:
+    """Raise ConfigError naming ``section.name`` unless ``value`` is an int (not a bool) in [lo, hi]."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{section}.{name} = {value!r} must be an integer")
+    check_range(section, name, value, lo=lo, hi=hi)
+
+
+def check_number(section: str, name: str, value: Any, **bounds: Any) -> None:
+    """Raise ConfigError naming ``section.name`` unless ``value`` is a number within ``bounds``."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{section}.{name} = {value!r} must be a number")
+    check_range(section, name, value, **bounds)
+
+
+def check_choice(section: str, name: str, value: Any, choices: Sequence[str]) -> None:
+    """Raise ConfigError naming ``section.name`` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(f"{section}.{name} = {value!r} is unknown; choose one of {', '.join(choices)}")
+
+
+def check_runtime(section: str, dtype: Any, device: Any) -> None:
+    """``dtype`` one of `DTYPES`; ``device`` a torch device string such as ``cpu``, ``cuda`` or ``cuda:1``."""
+    check_choice(section, "dtype", dtype, DTYPES)
+    if not isinstance(device, str) or not _DEVICE_RE.match(device):
+        raise ConfigError(f"{section}.device = {device!r} must be a device such as 'cpu', 'cuda' or 'cuda:0'")

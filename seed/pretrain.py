@@ -22,8 +22,7 @@ from pathlib import Path
 from seed.base.modeling import ModelConfig
 from seed.errors import ConfigError, DataError
 from seed.files.conversation import load_conversations, to_messages
-from seed.params import check_range
-from seed.teacher import check_runtime
+from seed.params import check_range, check_runtime
 
 SECTION = "pretrain"
 

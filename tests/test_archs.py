@@ -16,8 +16,8 @@ from seed.distill import DistillConfig, distill, load_targets, student_batch
 from seed.files.targets import read_manifest
 from seed.model.adapter import AdapterConfig, find_lora_targets
 from seed.model.batching import IGNORE_INDEX, build_batch, render_prompt
-from seed.model.generate import open_image
-from seed.teacher import PurifyConfig, build_targets, image_token_ids, load_pretrained
+from seed.model.generate import image_token_ids, load_pretrained, open_image
+from seed.stages.purify import PurifyConfig, build_targets
 from seed.world.synth import WorldConfig, synthesize
 
 ARCHS = ["llava", "qwen2_vl", "internvl"]

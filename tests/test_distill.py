@@ -35,7 +35,7 @@ from seed.files.targets import content_hash, read_manifest
 from seed.model.adapter import AdapterConfig, attach_adapter, find_lora_targets
 from seed.model.batching import build_batch
 from seed.params import config_from_dict
-from seed.teacher import PurifyConfig, build_targets
+from seed.stages.purify import PurifyConfig, build_targets
 from seed.world.synth import WorldConfig, synthesize
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -311,7 +311,8 @@ def _lora_step(llava, world, samples, checkpointed, monkeypatch):
     )
     from seed.distill import _prepare_training, enable_gradient_checkpointing
     from seed.model.adapter import teacher_logits
-    from seed.teacher import image_token_ids, teacher_targets
+    from seed.model.generate import image_token_ids
+    from seed.model.teacher import teacher_targets
 
     model, processor = load_tiny(llava)
     torch.manual_seed(0)

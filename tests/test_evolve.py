@@ -11,7 +11,7 @@ from seed.errors import ConfigError
 from seed.evolve import evolve, round_dir
 from seed.files.targets import content_hash, read_manifest
 from seed.model.adapter import AdapterConfig
-from seed.teacher import PurifyConfig
+from seed.stages.purify import PurifyConfig
 from seed.world.synth import WorldConfig, synthesize
 
 PURIFY = PurifyConfig(max_new_tokens=4, batch_size=8, top_k=8, max_samples=8)

@@ -99,9 +99,9 @@ def first_token_margins(
     ``seed``. Returns ``(clean, noised)``, each one float per pair; ``noised`` is None without
     ``noise_step``.
     """
-    from seed.model.generate import eos_token_ids, prompt_text, yes_no_token_ids
+    from seed.model.generate import eos_token_ids, image_token_ids, prompt_text, yes_no_token_ids
+    from seed.model.teacher import noise_pixels
     from seed.model.vcd import decode
-    from seed.teacher import image_token_ids, noise_pixels
 
     yes, no = yes_no_token_ids(processor)
     tok = processor.tokenizer
@@ -314,8 +314,8 @@ def run_probe(
     from seed.base.vision_pretrain import object_labels
     from seed.eval.pope import build_pope_prompt, margin_auc
     from seed.files.atomic import write_json
+    from seed.files.hashing import model_hash
     from seed.model.generate import load_model, open_image
-    from seed.teacher import model_hash
     from seed.world.synth import synthesize, world_config
     from seed.world.vocab import SCENES
 

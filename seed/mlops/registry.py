@@ -215,7 +215,7 @@ def requirements() -> list[str]:
 
 def base_model_hash(base_model: str | Path) -> str | None:
     """Content hash of a base model folder (or of a hub id's cached snapshot); None if not available."""
-    from seed.teacher import model_hash
+    from seed.files.hashing import model_hash
 
     try:
         return model_hash(base_model)

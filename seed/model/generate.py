@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from seed.errors import DataError
 from seed.files.conversation import user_message
@@ -101,10 +101,29 @@ def load_model(
     return model.to(device).eval(), processor
 
 
+def load_pretrained(model_path: str | Path, dtype: str = "float32", device: str = "cpu") -> tuple[Any, Any]:
+    """``(model, processor)`` of a checkpoint, model in eval mode on ``device``; no adapter."""
+    return load_model(model_path, dtype=dtype, device=device)
+
+
 def _one_line(exc: BaseException) -> str:
     """An exception's message on one line, at most 300 characters (loader messages run long)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def image_token_ids(processor: Any) -> set[int]:
+    """The processor's image placeholder ids (image token, and begin/end-of-image ones where it has them)."""
+    ids = getattr(processor, "image_token_ids", None) or [getattr(processor, "image_token_id", None)]
+    return {int(i) for i in ids if i is not None}
+
+
+def usable_response(processor: Any, response: str) -> bool:
+    """False for an empty response or one whose text tokenises to an image placeholder token."""
+    if not response:
+        return False
+    ids = set(processor.tokenizer(response, add_special_tokens=False)["input_ids"])
+    return not ids & image_token_ids(processor)
 
 
 def check_processor(processor, model_path: str | Path) -> None:
@@ -115,8 +134,6 @@ def check_processor(processor, model_path: str | Path) -> None:
     every forward fail deep inside the model ("image features and image tokens do not match").
     """
     from PIL import Image
-
-    from seed.teacher import image_token_ids
 
     if not getattr(processor, "chat_template", None):
         raise DataError(
@@ -238,7 +255,7 @@ def answer_batch(
     noised = None
     started = time.perf_counter()
     if vcd is not None:
-        from seed.teacher import image_token_ids, noise_pixels
+        from seed.model.teacher import noise_pixels
 
         noised = noise_pixels(inputs, ids, vcd.noise_step, seed or 0, image_token_ids(processor))
     noise_seconds = time.perf_counter() - started

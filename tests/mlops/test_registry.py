@@ -425,7 +425,9 @@ def test_concurrent_pipeline_runs_leave_one_consistent_store(tiny, tmp_path, mon
     # Fresh processes as two pipeline runs are, forked from a clean server that imported seed once
     # (spawn would import mlflow and seed in each child, many seconds on busy cores).
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload([__name__, "seed.mlops.tracking", "seed.files.targets", "seed.teacher"])
+    context.set_forkserver_preload(
+        [__name__, "seed.mlops.tracking", "seed.files.targets", "seed.stages.purify"]
+    )
     barrier, results = context.Barrier(2), context.Queue()
     processes = [
         context.Process(

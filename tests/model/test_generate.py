@@ -211,9 +211,9 @@ def test_margins_are_the_first_token_yes_minus_no_logits_and_the_bias_shifts_the
 
 
 def test_vcd_margins_are_the_contrasted_first_token_logits(llava, image_files):
-    from seed.model.generate import open_image, yes_no_token_ids
+    from seed.model.generate import image_token_ids, open_image, yes_no_token_ids
+    from seed.model.teacher import noise_pixels
     from seed.model.vcd import contrast_logits
-    from seed.teacher import image_token_ids, noise_pixels
 
     model, processor = llava
     yes, no = yes_no_token_ids(processor)

@@ -1,4 +1,5 @@
-"""Stage functions shared by the CLI, `dvc repro` (``python -m seed.stages <name>``) and the Prefect flow.
+"""The pipeline stages, one module per stage, and the functions that run them for the CLI,
+`dvc repro` (``python -m seed.stages <name>``, see `__main__`) and the Prefect flow.
 
 Each stage has one name everywhere: the DVC stage, the params.yaml section, the flow task and the
 MLflow tag. A stage reads its config from its params.yaml section and writes its outputs atomically.
@@ -10,6 +11,9 @@ data/ --validate--> reports/validation.json
       --distill---> artifacts/adapter        (PEFT LoRA adapter)  + artifacts/seed-model (merged)
       --evaluate--> reports/metrics.json, reports/*.png, reports/answers/
 ```
+
+- `purify`: the model answers the unlabelled split and becomes its own teacher (`PurifyConfig`,
+  `build_targets`).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ def load_stage_config(stage: str, params: str | Path = "params.yaml", **override
     elif stage == "pretrain":
         from seed.pretrain import PretrainConfig as cls
     elif stage == "purify":
-        from seed.teacher import PurifyConfig as cls
+        from seed.stages.purify import PurifyConfig as cls
     elif stage == "distill":
         from seed.distill import DistillConfig as cls
     elif stage == "evaluate":
@@ -76,7 +80,7 @@ def run_purify(
     progress: bool = True,
 ) -> dict:
     """Self-generate responses on the unlabelled split and write purified sparse targets."""
-    from seed.teacher import build_targets
+    from seed.stages.purify import build_targets
 
     return build_targets(
         model_dir, data_dir, out_dir, config or load_stage_config("purify"), progress=progress
@@ -162,7 +166,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2, default=str))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

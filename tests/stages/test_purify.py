@@ -14,25 +14,17 @@ from seed.base.tiny import load_tiny, save_tiny
 from seed.core.noise import add_diffusion_noise, sample_seed
 from seed.core.purify import densify, purify_logits, sparsify_targets
 from seed.errors import ConfigError
+from seed.files.hashing import data_hash
+from seed.files.samples import load_samples
+from seed.files.shards import read_sidecar, targets_differences
 from seed.files.targets import content_hash, read_manifest, read_shard
 from seed.model.batching import IGNORE_INDEX, build_batch
 from seed.model.generate import open_image
 from seed.params import config_from_dict
-from seed.teacher import (
-    PurifyConfig,
-    build_targets,
-    contrast_batch,
-    data_hash,
-    load_samples,
-    noise_pixels,
-    read_sidecar,
-    response_positions,
-    response_token_ids,
-    targets_differences,
-)
+from seed.stages.purify import PurifyConfig, build_targets
 from seed.world.synth import WorldConfig, synthesize
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent))
 import forked  # noqa: E402
 
 CONFIG = PurifyConfig(max_new_tokens=4, batch_size=4, shard_size=6, top_k=8)
@@ -103,59 +95,6 @@ def test_samples_are_every_human_turn_with_stable_ids(world):
     assert samples[0].prompt == first["conversations"][0]["value"].replace("<image>", "").strip()
     assert all("<image>" not in s.prompt for s in samples)
     assert load_samples(world, max_samples=3) == samples[:3]
-
-
-# --- pure pieces of the teacher pass ------------------------------------------------------------------
-
-
-def test_response_positions_shift_by_one():
-    labels = torch.tensor([[-100, -100, 5, 7, -100], [-100, 3, 0, -100, -100]])
-    expected = torch.tensor([[False, True, True, False, False], [True, True, False, False, False]])
-    assert torch.equal(response_positions(labels), expected)
-    ids = response_token_ids(labels)
-    assert ids[0].tolist() == [5, 7] and ids[1].tolist() == [3, 0]
-
-
-def test_noise_is_per_sample_whatever_the_batch_and_layout():
-    pixels = torch.randn(3, 3, 4, 4)
-    batch = {"input_ids": torch.zeros(3, 5, dtype=torch.long), "pixel_values": pixels}
-    noised = noise_pixels(batch, ["a", "b", "c"], 500, 0, {9})
-    alone = add_diffusion_noise(pixels[1:2], 500, seeds=[sample_seed("b", 0)])
-    assert torch.equal(noised[1:2], alone)
-    assert not torch.equal(noise_pixels(batch, ["a", "b", "c"], 500, 1, {9}), noised)  # seed matters
-    # Qwen2-VL: flattened patches, image_grid_thw rows per image (1*2*2 = 4 and 1*2*3 = 6)
-    qwen = {
-        "input_ids": torch.zeros(2, 5, dtype=torch.long),
-        "pixel_values": torch.randn(10, 12),
-        "image_grid_thw": torch.tensor([[1, 2, 2], [1, 2, 3]]),
-    }
-    out = noise_pixels(qwen, ["a", "b"], 500, 0, {9})
-    second = add_diffusion_noise(qwen["pixel_values"][None, 4:], 500, seeds=[sample_seed("b", 0)])[0]
-    assert out.shape == (10, 12) and torch.equal(out[4:], second)
-    # InternVL tiles: rows follow the image tokens (16 per tile): one tile, then two
-    ids = torch.tensor([[9] * 16 + [0] * 16, [9] * 32])
-    tiles = {"input_ids": ids, "pixel_values": torch.randn(3, 3, 4, 4)}
-    out = noise_pixels(tiles, ["a", "b"], 500, 0, {9})
-    second = add_diffusion_noise(tiles["pixel_values"][None, 1:], 500, seeds=[sample_seed("b", 0)])[0]
-    assert torch.equal(out[1:], second)
-
-
-def test_contrast_batch_is_clean_then_noised():
-    batch = {
-        "input_ids": torch.tensor([[1, 2], [3, 4]]),
-        "attention_mask": torch.ones(2, 2, dtype=torch.long),
-        "labels": torch.tensor([[-100, 2], [-100, 4]]),
-        "pixel_values": torch.zeros(2, 3, 2, 2),
-        "image_grid_thw": torch.tensor([[1, 1, 1], [1, 1, 2]]),
-    }
-    noised = torch.ones(2, 3, 2, 2)
-    out = contrast_batch(batch, noised)
-    assert "labels" not in out
-    assert out["input_ids"].tolist() == [[1, 2], [3, 4], [1, 2], [3, 4]]
-    assert out["image_grid_thw"].tolist() == [[1, 1, 1], [1, 1, 2], [1, 1, 1], [1, 1, 2]]
-    assert torch.equal(out["pixel_values"][:2], batch["pixel_values"]) and torch.equal(
-        out["pixel_values"][2:], noised
-    )
 
 
 # --- the stage ----------------------------------------------------------------------------------------

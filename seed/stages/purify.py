@@ -1,0 +1,365 @@
+"""Stage `purify`: the frozen model answers the unlabelled split and becomes its own teacher.
+
+For every human turn of ``data_dir/seed/instructions.json`` (one single-turn sample per turn,
+`seed.files.samples`):
+
+```
+ image, instruction --greedy decoding--> response                     (the model's own answer)
+ [prompt | response] with the clean image  --+
+                                             +--> one forward of 2B --> l_t, n_t on response tokens
+ [prompt | response] with the noised image --+        (logits at t predict the token at t + 1)
+ purify_logits(l_t, n_t) --> sparsify_targets(top_k) --> shard-NNNNN.safetensors + .samples.json
+```
+
+No answer is read anywhere: only images and instructions. The teacher here is the checkpoint itself,
+loaded without adapter, in eval mode under ``no_grad`` (the teacher pass: `seed.model.teacher`).
+That is the same function as `seed.model.adapter.teacher_logits` on the freshly adapted model of
+stage `distill` (``bias="none"``, adapter disabled), so targets written here equal the ones the
+distill stage would compute online.
+
+Each shard covers a fixed slice of ``shard_size`` samples (in file order) and has a sidecar
+``shard-NNNNN.samples.json`` with the samples' ids, images, prompts and response texts (what
+`seed.distill` needs to rebuild the exact student inputs), the run key (model hash, data hash, every
+config value) and the shard's sha256 (`seed.files.shards`). A rerun into the same folder reuses every
+shard whose sidecar has the same run key and whose bytes still match: an interrupted (even SIGKILLed)
+run resumes where it stopped, since every file is written atomically (temporary file, then rename).
+
+Launched in N processes (`seed.model.parallel`), shard ``i`` is computed by process ``i % N`` and rank 0
+writes the manifest once all have finished: the folder is byte for byte that of one process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seed.core.identify import CONFIDENCE_METHODS
+from seed.errors import ConfigError, DataError, SeedError
+from seed.files.hashing import data_hash, model_hash
+from seed.files.samples import IMAGES, Sample, load_samples
+from seed.files.shards import (
+    SampleTargets,
+    read_sidecar,
+    remove_stale,
+    reusable_sidecar,
+    shard_name,
+    shard_owner,
+    sidecar_path,
+    targets_differences,
+    write_shard_and_sidecar,
+)
+from seed.model.generate import image_token_ids, load_pretrained, usable_response
+from seed.model.teacher import plain_logits, teacher_targets, to_device
+from seed.params import check_choice, check_integer, check_number, check_runtime
+
+SECTION = "purify"
+
+
+@dataclass
+class PurifyConfig:
+    """Settings of stage `purify` (params.yaml section ``purify``).
+
+    noise_step: diffusion step ``T`` of the noised image (0..999). cd_alpha / cd_beta: contrast
+    strength ``alpha`` and plausibility cut-off ``beta``. adaptive: ``a_t = alpha * (1 - c_t)`` (True)
+    or plain VCD ``a_t = alpha``. confidence: ``max_prob`` or ``entropy``. flag_tau: tokens with
+    ``c_t < flag_tau`` count as flagged in the report. top_k: stored tokens per target.
+    batch_size: samples per generation batch and per teacher batch (the teacher forward holds 2x).
+    max_new_tokens: response length cap. shard_size: samples per shard. max_samples: 0 = all.
+    seed: base seed of the per-sample noise. dtype / device: where the model runs.
+    contrast_dir: "" (default) contrasts with the noised image. A folder instead holds, under each
+    SEED image's file name, the image to contrast with: the positive control `seed_oracle` puts the
+    same scene rendered without its objects there (`seed data oracle`).
+    """
+
+    noise_step: int = 500
+    cd_alpha: float = 1.0
+    cd_beta: float = 0.1
+    adaptive: bool = True
+    confidence: str = "max_prob"
+    flag_tau: float = 0.5
+    top_k: int = 32
+    batch_size: int = 16
+    max_new_tokens: int = 48
+    shard_size: int = 256
+    max_samples: int = 0
+    seed: int = 0
+    dtype: str = "float32"
+    device: str = "cpu"
+    contrast_dir: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.contrast_dir, str):
+            raise ConfigError(f"{SECTION}.contrast_dir = {self.contrast_dir!r} must be a folder path or ''")
+        check_integer(SECTION, "noise_step", self.noise_step, lo=0, hi=999)
+        check_number(SECTION, "cd_alpha", self.cd_alpha, lo=0)
+        check_number(SECTION, "cd_beta", self.cd_beta, lo=0, hi=1)
+        if not isinstance(self.adaptive, bool):
+            raise ConfigError(f"{SECTION}.adaptive = {self.adaptive!r} must be true or false")
+        check_choice(SECTION, "confidence", self.confidence, CONFIDENCE_METHODS)
+        check_number(SECTION, "flag_tau", self.flag_tau, lo=0, hi=1)
+        check_integer(SECTION, "top_k", self.top_k, lo=1)
+        check_integer(SECTION, "batch_size", self.batch_size, lo=1)
+        check_integer(SECTION, "max_new_tokens", self.max_new_tokens, lo=1)
+        check_integer(SECTION, "shard_size", self.shard_size, lo=1)
+        check_integer(SECTION, "max_samples", self.max_samples, lo=0)
+        check_integer(SECTION, "seed", self.seed, lo=0)
+        check_runtime(SECTION, self.dtype, self.device)
+
+
+def _purify_shard(
+    model: Any,
+    processor: Any,
+    data_dir: Path,
+    samples: Sequence[Sample],
+    config: PurifyConfig,
+    bar: Any,
+) -> tuple[list[Sample], list[str], list[SampleTargets], list[str]]:
+    """Generate, then teach, one shard's samples; returns kept samples, responses, targets, skipped ids."""
+    from seed.model.batching import build_batch
+    from seed.model.generate import answer_batch, open_image
+
+    images = {s.image: None for s in samples}
+    for name in images:
+        images[name] = open_image(data_dir / IMAGES / name)
+    contrast_images = {}
+    if config.contrast_dir:
+        contrast_images = {name: open_image(Path(config.contrast_dir) / name) for name in images}
+    responses: list[str] = []
+    for start in range(0, len(samples), config.batch_size):
+        chunk = samples[start : start + config.batch_size]
+        answers = answer_batch(
+            model,
+            processor,
+            [images[s.image] for s in chunk],
+            [s.prompt for s in chunk],
+            config.max_new_tokens,
+        )
+        responses.extend(a.strip() for a in answers)
+        bar.update(len(chunk))
+    usable = [usable_response(processor, r) for r in responses]
+    kept = [(s, r) for s, r, ok in zip(samples, responses, usable, strict=True) if ok]
+    skipped = [s.sample_id for s, ok in zip(samples, usable, strict=True) if not ok]
+    image_ids = image_token_ids(processor)
+    targets: list[SampleTargets] = []
+    for start in range(0, len(kept), config.batch_size):
+        chunk = kept[start : start + config.batch_size]
+        batch = build_batch(
+            processor,
+            [images[s.image] for s, _ in chunk],
+            [s.prompt for s, _ in chunk],
+            [r for _, r in chunk],
+        )
+        batch = to_device(batch, model.device)
+        contrast_pixels = None
+        if contrast_images:
+            contrast = build_batch(
+                processor,
+                [contrast_images[s.image] for s, _ in chunk],
+                [s.prompt for s, _ in chunk],
+                [r for _, r in chunk],
+            )
+            contrast_pixels = contrast["pixel_values"].to(model.device)
+        targets.extend(
+            teacher_targets(
+                lambda **inputs: plain_logits(model, **inputs),
+                batch,
+                [s.sample_id for s, _ in chunk],
+                config,
+                image_ids,
+                dtype=model.dtype,
+                contrast_pixels=contrast_pixels,
+            )
+        )
+    return [s for s, _ in kept], [r for _, r in kept], targets, skipped
+
+
+def build_targets(
+    model_path: str | Path,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    config: PurifyConfig | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Stage `purify`: write the purified sparse targets of the unlabelled split into ``out_dir``.
+
+    Launched in N processes (`seed.model.parallel`), process ``r`` computes the shards ``i`` with
+    ``i % N == r``. A shard is a fixed slice of the samples in file order and its targets depend only
+    on its own samples, so the shards written are byte for byte those of one process, whatever N.
+    Rank 0 clears stale files first; after a barrier every process works on its shards; after a
+    second barrier rank 0 reads every sidecar and writes the manifest.
+
+    Returns the manifest's ``meta``: model and data hashes, every config value, counts (samples,
+    skipped responses, tokens, shards, reused shards), the number of processes, the flagged-token
+    share and the seconds. Every process returns the same counts.
+    """
+    from tqdm import tqdm
+
+    from seed.files.targets import MANIFEST_NAME, write_manifest
+    from seed.model.parallel import current_processes
+
+    config = config or PurifyConfig()
+    procs = current_processes(config.device)
+    start_time = time.perf_counter()
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    samples = load_samples(data_dir, config.max_samples)
+    run = {
+        "model_hash": model_hash(model_path),
+        "data_hash": data_hash(data_dir),
+        "config": dataclasses.asdict(config),
+    }
+    slices = [
+        (first, samples[first : first + config.shard_size])
+        for first in range(0, len(samples), config.shard_size)
+    ]
+    names = [shard_name(i) for i in range(len(slices))]
+    if procs.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            (out_dir / MANIFEST_NAME).unlink()  # rewritten at the end; never stale while shards change
+        remove_stale(out_dir, set(names) | {sidecar_path(Path(n)).name for n in names})
+    procs.barrier()
+
+    mine = [i for i in range(len(slices)) if shard_owner(i, procs.world_size) == procs.rank]
+    model = processor = None
+    reused = 0
+    with tqdm(
+        total=sum(len(slices[i][1]) for i in mine),
+        desc="purify" if not procs.distributed else f"purify [rank {procs.rank}]",
+        unit="sample",
+        disable=not progress,
+        dynamic_ncols=True,
+        position=procs.rank,
+    ) as bar:
+        for i in mine:
+            first, chunk = slices[i]
+            shard_path = out_dir / names[i]
+            if reusable_sidecar(shard_path, run, first, len(chunk)) is not None:
+                reused += 1
+                bar.update(len(chunk))
+                continue
+            if model is None:
+                device = procs.device(config.device)
+                model, processor = load_pretrained(model_path, config.dtype, device)
+            kept, responses, targets, skipped = _purify_shard(model, processor, data_dir, chunk, config, bar)
+            write_shard_and_sidecar(
+                shard_path, kept, responses, targets, skipped, run, first, len(chunk), config.flag_tau
+            )
+    reused = sum(procs.gather(reused))
+    procs.barrier()  # every shard is on disk
+
+    sidecars = [read_sidecar(out_dir / name) for name in names]
+    for name, sidecar, (first, chunk) in zip(names, sidecars, slices, strict=True):
+        if (sidecar.get("run"), sidecar.get("first_sample"), sidecar.get("num_candidates")) != (
+            run,
+            first,
+            len(chunk),
+        ):
+            raise DataError(
+                sidecar_path(out_dir / name), "written by another run while this one ran", field="run"
+            )
+    tokens = sum(s["num_tokens"] for s in sidecars)
+    flagged = sum(s["flagged_tokens"] for s in sidecars)
+    meta = {
+        "stage": SECTION,
+        "model": str(model_path),
+        "model_hash": run["model_hash"],
+        "data_hash": run["data_hash"],
+        "config": run["config"],
+        "teacher": "the checkpoint without adapter, eval mode, no_grad (= adapter-disabled student)",
+        "counts": {
+            "instructions": len(samples),
+            "samples": sum(len(s["samples"]) for s in sidecars),
+            "skipped_responses": sum(len(s["skipped"]) for s in sidecars),
+            "tokens": tokens,
+            "shards": len(sidecars),
+            "reused_shards": reused,
+        },
+        "processes": procs.world_size,
+        "flagged_share": round(flagged / tokens, 4)
+        if tokens
+        else 0.0,  # rounded: byte-stable across machines
+        "seconds": round(time.perf_counter() - start_time, 3),
+    }
+    if procs.is_main:
+        # the seconds are returned, not written: the targets folder's content hash (DVC) must be a
+        # function of model, data, config and code, so a rerun with nothing changed gives the same bytes
+        write_manifest(out_dir, names, {k: v for k, v in meta.items() if k != "seconds"})
+    procs.barrier()  # the manifest is on disk before any process returns
+    return meta
+
+
+def write_purify_params(path: str | Path, config: PurifyConfig) -> Path:
+    """A params file whose ``purify`` section is ``config`` (for a `seed purify` run in other processes)."""
+    import yaml
+
+    from seed.files.atomic import write_atomic
+
+    text = yaml.safe_dump({SECTION: dataclasses.asdict(config)}, sort_keys=True)
+    return write_atomic(path, text.encode())
+
+
+def check_multiprocess_targets(
+    model_path: str | Path,
+    data_dir: str | Path,
+    work_dir: str | Path,
+    config: PurifyConfig,
+    num_processes: int = 2,
+    timeout: float = 600,
+    reference: str | Path | None = None,
+) -> dict[str, Any]:
+    """Stage purify in one process and in ``num_processes`` processes: are the targets byte-identical?
+
+    Both runs go through ``python -m seed.cli purify`` (the N-process one under ``torchrun
+    --standalone``, see `seed.model.parallel.launch_command`) into ``work_dir/processes-1`` and
+    ``work_dir/processes-<N>``, which are replaced. ``reference``: a one-process targets folder of the
+    same model, data and ``config`` to compare with instead of running one (no "1" in ``seconds``).
+
+    Returns ``{"identical", "differences", "seconds": {"1": s, "<N>": s}, "shards", "num_processes"}``;
+    ``identical`` is the benchmark's ``two_process_targets_identical`` for ``num_processes=2``.
+    """
+    import shutil
+    import subprocess
+
+    from seed.model.parallel import launch_command
+
+    work_dir = Path(work_dir)
+    params = write_purify_params(work_dir / "purify-params.yaml", config)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    seconds: dict[str, float] = {}
+    outs = [] if reference is None else [Path(reference)]
+    for n in [num_processes] if reference is not None else [1, num_processes]:
+        out = work_dir / f"processes-{n}"
+        shutil.rmtree(out, ignore_errors=True)
+        args = ["seed.cli", "--quiet", "--params", str(params), "purify"]
+        args += ["--model", str(model_path), "--data", str(data_dir), "--out", str(out)]
+        start = time.perf_counter()
+        done = subprocess.run(
+            launch_command(n, args), env=env, capture_output=True, text=True, timeout=timeout
+        )
+        seconds[str(n)] = round(time.perf_counter() - start, 3)
+        if done.returncode != 0:
+            raise SeedError(f"purify in {n} process(es) failed ({done.returncode}):\n{done.stderr[-3000:]}")
+        outs.append(out)
+    differences = targets_differences(*outs)
+    return {
+        "identical": not differences,
+        "differences": differences,
+        "seconds": seconds,
+        "shards": len(list(outs[0].glob("shard-*.safetensors"))),
+        "num_processes": num_processes,
+    }
+
+
+__all__ = [
+    "PurifyConfig",
+    "build_targets",
+    "check_multiprocess_targets",
+    "write_purify_params",
+]
