@@ -8,13 +8,14 @@ The package, from the bottom layer up (lower layers never import higher ones):
                  content hashes, targets and their shards, checkpoints
  seed.world      the embedded world: scenes, pixels, words, POPE/MME/CHAIR files (`seed data synth`)
  seed.validate   great-expectations checks of a world or of the official benchmark files
- seed.eval       benchmark rules and metrics (POPE, MME, CHAIR, bootstrap) and the base-model probes
+ seed.eval       benchmark rules and metrics (POPE, MME, CHAIR, bootstrap), their files and runner,
+                 and the base-model probes
  seed.model      a transformers VLM at work: loading, decoding and VCD, the teacher pass, the LoRA
                  adapter, batches
  seed.base       the embedded model, its vision stage 0, tiny configs of the real architectures
- seed.stages     one module per stage (purify) and the functions that run every stage for DVC
- seed/*.py       the other stage modules (pretrain, distill, evaluate, evolve, controls); cli.py
-                 for the `seed` command
+ seed.stages     one module per stage (purify, evaluate) and the functions that run every stage for DVC
+ seed/*.py       the other stage modules (pretrain, distill, evolve, controls); cli.py for the `seed`
+                 command; evaluate.py forwards three names to seed.stages.evaluate
  seed.mlops      the only modules that import MLflow: tracking, registry, serving
 ```
 

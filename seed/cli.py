@@ -139,8 +139,9 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
     distill_config = load_config(DistillConfig, "distill", args.params)
     evaluate = None
     if not args.no_eval:
-        from seed.evaluate import EvaluateConfig, evaluate_model
+        from seed.eval.runner import evaluate_model
         from seed.model.generate import load_model
+        from seed.stages.evaluate import EvaluateConfig
 
         eval_config = load_config(EvaluateConfig, "evaluate", args.params)
 
@@ -209,9 +210,9 @@ def _cmd_controls(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from seed.evaluate import EvaluateConfig
     from seed.params import load_config
     from seed.stages import run_evaluate
+    from seed.stages.evaluate import EvaluateConfig
 
     config = load_config(EvaluateConfig, "evaluate", args.params, **_overrides(args, EvaluateConfig))
     metrics = run_evaluate(
@@ -327,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--images", dest="images_dir", default=None, help="alias of --images-dir (COCO val2014)")
     ev.add_argument("--instances", dest="instances_file", default=None, help="alias of --instances-file")
     ev.add_argument("--out", default="reports", help="reports folder (default: reports)")
-    from seed.evaluate import EvaluateConfig
+    from seed.stages.evaluate import EvaluateConfig
 
     _add_dataclass_flags(ev, EvaluateConfig, "evaluate")
     ev.set_defaults(func=_cmd_eval)

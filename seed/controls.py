@@ -18,7 +18,7 @@ SEED fixed, so the difference between two rows names the effect:
 ```
 
 Every SEED row uses the same responses (greedy, from the same base model), plausibility cut-off,
-LoRA, loss and epochs; only the contrast differs. All six go through `seed.evaluate.evaluate_methods`
+LoRA, loss and epochs; only the contrast differs. All six go through `seed.stages.evaluate.evaluate_methods`
 and are written in the schema of ``reports/metrics.json`` to ``reports/controls.json``.
 """
 
@@ -35,7 +35,7 @@ from seed.files.atomic import write_json
 
 if TYPE_CHECKING:
     from seed.distill import DistillConfig
-    from seed.evaluate import EvaluateConfig
+    from seed.stages.evaluate import EvaluateConfig
     from seed.stages.purify import PurifyConfig
 
 CONTROLS = ("base", "vcd", "seed", "seed_no_contrast", "bias", "seed_oracle")
@@ -88,8 +88,8 @@ def tune_yes_bias(
     model_dir: Path, world: Path, config: EvaluateConfig, progress: bool = True
 ) -> dict[str, Any]:
     """Tune the bias control on ``world``'s POPE splits with the base model; returns bias and its F1."""
+    from seed.eval.benchmarks import pope_files
     from seed.eval.pope import build_pope_prompt, load_pope_questions
-    from seed.evaluate import pope_files
     from seed.model.generate import answer_all, load_model
 
     model, processor = load_model(model_dir, dtype=config.dtype, device=config.device)
@@ -150,7 +150,7 @@ def run_controls(
     ``artifacts/adapter``); None trains it here. Adapters, targets, oracle images, the validation
     world and the answers go under ``work_dir``.
     """
-    from seed.evaluate import MethodSpec, evaluate_methods
+    from seed.stages.evaluate import MethodSpec, evaluate_methods
     from seed.world.synth import render_oracle_seed_images, world_config
 
     start = time.perf_counter()

@@ -20,19 +20,14 @@ from hypothesis import strategies as st
 
 from seed.core.purify import SparseTargets
 from seed.errors import ConfigError, DataError
+from seed.eval.benchmarks import benchmark_paths, chair_image_list, load_mme_meta, load_world_annotations
 from seed.eval.chair import load_coco_instances, load_synonyms
 from seed.eval.mme import mme_subtask_score
 from seed.eval.pope import pope_score
-from seed.evaluate import (
-    EvaluateConfig,
-    benchmark_paths,
-    chair_image_list,
-    load_mme_meta,
-    load_world_annotations,
-)
 from seed.files.conversation import load_conversations
 from seed.files.targets import MANIFEST_NAME, read_manifest, read_shard, write_manifest, write_shard
 from seed.params import load_config
+from seed.stages.evaluate import EvaluateConfig
 from seed.validate.readers import read_json, read_jsonl
 
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -7,8 +7,8 @@ import pickle
 import pytest
 
 from seed.errors import ConfigError, DataError
-from seed.evaluate import EvaluateConfig
 from seed.params import check_range, load_config, read_params
+from seed.stages.evaluate import EvaluateConfig
 
 
 def write(tmp_path, text: str):

@@ -8,4 +8,9 @@ imports torch or runs a model; generating the answers is another module's job.
 - `seed.eval.mme`: MME existence / count / position / color; acc, acc+, score (max 200 each).
 - `seed.eval.chair`: CHAIR_i and CHAIR_s on free captions, objects mapped through a synonym list.
 - `seed.eval.bootstrap`: percentile bootstrap confidence intervals.
+
+Beside the metrics, two modules of stage `evaluate` (the stage itself is `seed.stages.evaluate`):
+
+- `seed.eval.benchmarks`: where the benchmark files are; every file read and checked up front.
+- `seed.eval.runner`: the benchmarks run on one loaded model and one decoding method.
 """

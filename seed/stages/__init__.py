@@ -14,6 +14,7 @@ data/ --validate--> reports/validation.json
 
 - `purify`: the model answers the unlabelled split and becomes its own teacher (`PurifyConfig`,
   `build_targets`).
+- `evaluate`: POPE, MME and CHAIR per decoding method (`EvaluateConfig`, `evaluate_stage`).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def load_stage_config(stage: str, params: str | Path = "params.yaml", **override
     elif stage == "distill":
         from seed.distill import DistillConfig as cls
     elif stage == "evaluate":
-        from seed.evaluate import EvaluateConfig as cls
+        from seed.stages.evaluate import EvaluateConfig as cls
     else:
         raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
     return load_config(cls, stage, params, **overrides)
@@ -120,7 +121,7 @@ def run_evaluate(
     progress: bool = True,
 ) -> dict:
     """Evaluate the configured methods (base, vcd, seed) and write reports/metrics.json and plots."""
-    from seed.evaluate import evaluate_stage
+    from seed.stages.evaluate import evaluate_stage
 
     return evaluate_stage(
         model_dir,

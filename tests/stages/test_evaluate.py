@@ -1,4 +1,4 @@
-"""seed.evaluate: config, seed merging, and the stage end to end on a tiny world and on real-data layouts."""
+"""seed.stages.evaluate: config, seed merging, and the stage end to end on a tiny world and on real-data layouts."""
 
 from __future__ import annotations
 
@@ -13,16 +13,10 @@ from PIL import Image
 
 from seed.base.tiny import save_tiny
 from seed.errors import ConfigError, DataError
+from seed.eval.benchmarks import benchmark_paths, chair_image_list
 from seed.eval.pope import pope_score
-from seed.evaluate import (
-    EvaluateConfig,
-    benchmark_paths,
-    chair_image_list,
-    evaluate_stage,
-    mean_over_seeds,
-    selected_methods,
-)
 from seed.report import results_table
+from seed.stages.evaluate import EvaluateConfig, evaluate_stage, mean_over_seeds, selected_methods
 from seed.world.synth import WorldConfig, synthesize
 
 POPE_KEYS = {"accuracy", "precision", "recall", "f1", "yes_ratio", "f1_ci"}
@@ -76,28 +70,6 @@ def test_seed_method_needs_an_adapter(capsys):
     assert selected_methods(config, Path("adapter")) == ["base", "vcd", "seed"]
     assert selected_methods(config, None) == ["base", "vcd"]
     assert "'seed' skipped" in capsys.readouterr().out
-
-
-def test_paths_default_to_the_world_layout(tmp_path):
-    (tmp_path / "world.json").write_text("{}")
-    (tmp_path / "synonyms.txt").write_text("dog\n")
-    (tmp_path / "chair").mkdir()
-    (tmp_path / "chair" / "images.json").write_text("[]")
-    paths = benchmark_paths(tmp_path, EvaluateConfig())
-    assert paths.pope_dir == tmp_path / "pope" and paths.images_dir == tmp_path / "images" / "eval"
-    assert paths.mme_dir == tmp_path / "mme" and paths.instances_file == tmp_path / "annotations.json"
-    assert paths.synonyms_file == tmp_path / "synonyms.txt"
-    assert paths.chair_images_file == tmp_path / "chair" / "images.json"
-    assert paths.world_dir == tmp_path
-    real = benchmark_paths(
-        tmp_path, EvaluateConfig(pope_dir="/p", images_dir="/val2014", instances_file="/i.json")
-    )
-    assert (real.pope_dir, real.images_dir, real.instances_file) == (
-        Path("/p"),
-        Path("/val2014"),
-        Path("/i.json"),
-    )
-    assert real.chair_images_file is None and real.world_dir is None  # no world diagnostics on real data
 
 
 # ---------------------------------------------------------------------------------------------------
