@@ -1,10 +1,10 @@
-"""Peak memory of distillation: adapter-disabled teacher (seed.distill) vs a frozen teacher copy + full fine-tuning.
+"""Peak memory of distillation: adapter-disabled teacher (seed.model.trainer) vs a frozen teacher copy + full fine-tuning.
 
 Both runs distil the same untrained LLaVA (the default model's layout, widened so that weights
 dominate memory; `SHAPE`) on the same samples, for the same steps, with online targets (the teacher
 pass runs every step, as ``distill.online: true`` does):
 
-- ``adapter``: `seed.distill.train_adapter` itself: one copy of the weights, LoRA A/B train, the
+- ``adapter``: `seed.model.trainer.train_adapter` itself: one copy of the weights, LoRA A/B train, the
   teacher is the same model with the adapter disabled (`seed.model.adapter.teacher_logits`);
 - ``separate``: a deep copy of the model is the frozen teacher (eval, no grad) and every weight of
   the student trains with AdamW (weights, gradients and two moment buffers).
@@ -63,7 +63,7 @@ def train_against(
     config: Any,
     purify_config: Any,
 ) -> list[float]:
-    """The steps of `seed.distill.train_adapter` (batches in `sample_order`, online teacher targets,
+    """The steps of `seed.model.trainer.train_adapter` (batches in `sample_order`, online teacher targets,
     `distillation_loss`, clipping, AdamW) on ``student``'s trainable weights, with the targets from
     ``teacher_forward(**inputs) -> logits``, a separate teacher. Returns the per-step losses."""
     import dataclasses
@@ -71,9 +71,9 @@ def train_against(
     import torch
 
     from seed.core.losses import distillation_loss
-    from seed.distill import sample_order, stack_targets, student_batch, student_logits
     from seed.model.generate import image_token_ids
     from seed.model.teacher import teacher_targets, to_device
+    from seed.model.trainer import sample_order, stack_targets, student_batch, student_logits
 
     trainable = [p for p in student.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
@@ -107,13 +107,13 @@ def train_separate(
 ) -> list[float]:
     """Full fine-tuning of ``model`` against a frozen deep copy of itself as teacher (online targets).
 
-    The same steps as `seed.distill.train_adapter` (``config.gradient_checkpointing`` included), except
+    The same steps as `seed.model.trainer.train_adapter` (``config.gradient_checkpointing`` included), except
     that every weight trains and the teacher is a copy.
     """
     import copy
 
-    from seed.distill import enable_gradient_checkpointing
     from seed.model.teacher import plain_logits
+    from seed.model.trainer import enable_gradient_checkpointing
 
     teacher = copy.deepcopy(model).eval()
     for parameter in teacher.parameters():
@@ -134,8 +134,8 @@ def measure(mode: str, rt: Runtime) -> dict[str, Any]:
     import torch
 
     from bench.common import build_llava, load_processor, parameters, teacher_samples, world
-    from seed.distill import DistillSample, train_adapter
     from seed.model.adapter import attach_adapter
+    from seed.model.trainer import DistillSample, train_adapter
     from seed.stages import load_stage_config
 
     size = sizes(rt)

@@ -113,8 +113,8 @@ def make_samples(folder: Path, count: int, image_size: int, words: int, seed: in
     import numpy as np
     from PIL import Image
 
-    from seed.distill import DistillSample
     from seed.files.samples import IMAGES
+    from seed.model.trainer import DistillSample
 
     rng = np.random.default_rng(seed)
     (folder / IMAGES).mkdir(parents=True, exist_ok=True)

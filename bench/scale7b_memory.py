@@ -1,6 +1,6 @@
 """The ``distill`` section of ``--shape`` (`bench.scale7b`): distillation step time and peak memory.
 
-`seed.distill.train_adapter` step time (offline targets, ``distill.batch_size``), then peak GPU
+`seed.model.trainer.train_adapter` step time (offline targets, ``distill.batch_size``), then peak GPU
 memory of online distillation at several batch sizes with the adapter-off teacher (`train_adapter`
 itself), with a separate teacher copy and the same LoRA (`train_separate_lora`), and with a separate
 teacher and full fine-tuning (`bench.memory.train_separate`, last: it may run out of memory, which is
@@ -51,8 +51,8 @@ def train_separate_lora(
 ) -> list[float]:
     """`train_adapter`'s steps with the targets from ``teacher``, a separate copy (its adapter disabled)."""
     from bench.memory import train_against
-    from seed.distill import enable_gradient_checkpointing
     from seed.model.adapter import teacher_logits
+    from seed.model.trainer import enable_gradient_checkpointing
 
     if config.gradient_checkpointing:
         enable_gradient_checkpointing(peft_model)
@@ -63,7 +63,7 @@ def train_separate_lora(
 
 def adapter_losses(*args: Any) -> list[float]:
     """`train_adapter`'s losses (adapter-off teacher), no progress bar."""
-    from seed.distill import train_adapter
+    from seed.model.trainer import train_adapter
 
     return train_adapter(*args, progress=False).losses
 
@@ -97,8 +97,8 @@ def measure_distill(rt: Runtime, w: dict[str, Any]) -> dict[str, Any]:
     import torch
 
     from bench.memory import train_separate
-    from seed.distill import train_adapter
     from seed.model.adapter import attach_adapter
+    from seed.model.trainer import train_adapter
 
     size, processor, data = w["size"], w["processor"], w["data"]
     base = w["distill_config"]

@@ -1,7 +1,7 @@
 """How stage purify and stage distill grow with the dataset (3 sizes) and the model (2 sizes).
 
 Each point is one fresh run of the stage function (`seed.stages.purify.build_targets`, then
-`seed.distill.distill` on its targets) with the params.yaml settings and ``purify.max_samples`` = N,
+`seed.stages.distill.distill` on its targets) with the params.yaml settings and ``purify.max_samples`` = N,
 into an empty folder (nothing reused or resumed), timed end to end (model loading included). The two
 models: the default base model, and an untrained one of the same layout with a 2x wider, 2x deeper
 decoder. An untrained model rarely ends its answers, so responses are capped at `MAX_NEW_TOKENS`
@@ -30,8 +30,8 @@ def sizes(rt: Runtime) -> dict[str, Any]:
 
 def stage_times(rt: Runtime, model_dir: Any, samples: int, work: Any) -> dict[str, Any]:
     """Seconds of purify then distill on the first ``samples`` samples, in fresh folders under ``work``."""
-    from seed.distill import distill
     from seed.stages import load_stage_config
+    from seed.stages.distill import distill
     from seed.stages.purify import build_targets
 
     shutil.rmtree(work, ignore_errors=True)

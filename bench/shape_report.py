@@ -113,7 +113,7 @@ def distill_lines(d: dict[str, Any] | None) -> list[str]:
     if "offline_seconds_per_step" in d:
         without = d.get("offline_seconds_per_step_without_checkpointing")
         out += [
-            f"Distillation step (`seed.distill.train_adapter`, offline targets, batch {d['batch']}, mean of "
+            f"Distillation step (`seed.model.trainer.train_adapter`, offline targets, batch {d['batch']}, mean of "
             f"{d['steps_timed']} steps after a warm-up): **{num(d['offline_seconds_per_step'])} s/step**"
             + (
                 f" ({num(without)} s/step without checkpointing in the same process: "

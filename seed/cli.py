@@ -112,8 +112,8 @@ def _cmd_purify(args: argparse.Namespace) -> int:
 
 
 def _cmd_distill(args: argparse.Namespace) -> int:
-    from seed.distill import DistillConfig, distill, merge_and_save
     from seed.params import load_config
+    from seed.stages.distill import DistillConfig, distill, merge_and_save
 
     config = load_config(DistillConfig, "distill", args.params, **_overrides(args, DistillConfig))
     summary = distill(
@@ -130,9 +130,9 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _cmd_evolve(args: argparse.Namespace) -> int:
-    from seed.distill import DistillConfig
     from seed.evolve import evolve
     from seed.params import load_config
+    from seed.stages.distill import DistillConfig
     from seed.stages.purify import PurifyConfig
 
     purify_config = load_config(PurifyConfig, "purify", args.params)
@@ -362,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
     dis.add_argument(
         "--merged", default=None, help="also write the merged model here (for serving / next round)"
     )
-    from seed.distill import DistillConfig
+    from seed.stages.distill import DistillConfig
 
     _add_dataclass_flags(dis, DistillConfig, "distill")
     dis.set_defaults(func=_cmd_distill)

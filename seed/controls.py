@@ -34,7 +34,7 @@ from seed.errors import ConfigError
 from seed.files.atomic import write_json
 
 if TYPE_CHECKING:
-    from seed.distill import DistillConfig
+    from seed.stages.distill import DistillConfig
     from seed.stages.evaluate import EvaluateConfig
     from seed.stages.purify import PurifyConfig
 
@@ -123,7 +123,7 @@ def train_adapter(
     progress: bool = True,
 ) -> Path:
     """Purify and distil one adapter into ``work/{targets,adapter}``; returns the adapter folder."""
-    from seed.distill import distill as run_distill
+    from seed.stages.distill import distill as run_distill
     from seed.stages.purify import build_targets
 
     build_targets(model_dir, data_dir, work / "targets", purify, progress=progress)

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from seed.distill import DistillConfig, distill, merge_and_save
 from seed.errors import ConfigError
 from seed.files.atomic import write_json as _write_json
+from seed.stages.distill import DistillConfig, distill, merge_and_save
 from seed.stages.purify import PurifyConfig, build_targets
 
 SECTION = "evolve"

@@ -28,7 +28,7 @@ _CONTEXT = (
 )
 if _CONTEXT is not None:
     _CONTEXT.set_forkserver_preload(
-        ["torch", "transformers", "peft", "accelerate", "seed.distill", "seed.stages.purify"]
+        ["torch", "transformers", "peft", "accelerate", "seed.stages.distill", "seed.stages.purify"]
     )
 _RANK_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 

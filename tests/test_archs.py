@@ -12,11 +12,12 @@ import torch
 from seed.base.tiny import save_tiny
 from seed.core.noise import add_diffusion_noise, sample_seed
 from seed.core.purify import densify, purify_logits, sparsify_targets
-from seed.distill import DistillConfig, distill, load_targets, student_batch
 from seed.files.targets import read_manifest
 from seed.model.adapter import AdapterConfig, find_lora_targets
 from seed.model.batching import IGNORE_INDEX, build_batch, render_prompt
 from seed.model.generate import image_token_ids, load_pretrained, open_image
+from seed.model.trainer import student_batch
+from seed.stages.distill import DistillConfig, distill, load_targets
 from seed.stages.purify import PurifyConfig, build_targets
 from seed.world.synth import WorldConfig, synthesize
 

@@ -2,7 +2,7 @@
 
 Each shard ``shard-NNNNN.safetensors`` (format: `seed.files.targets`) covers a fixed slice of the
 samples and has a sidecar ``shard-NNNNN.samples.json`` with the samples' ids, images, prompts and
-response texts (what `seed.distill` needs to rebuild the exact student inputs), the run key
+response texts (what `seed.stages.distill` needs to rebuild the exact student inputs), the run key
 (model hash, data hash, every config value) and the shard's sha256. A shard is reused when its
 sidecar has the same run key and its bytes still match.
 """

@@ -14,6 +14,8 @@ data/ --validate--> reports/validation.json
 
 - `purify`: the model answers the unlabelled split and becomes its own teacher (`PurifyConfig`,
   `build_targets`).
+- `distill`: a LoRA adapter trained toward the purified targets (`DistillConfig`, `distill`,
+  `merge_and_save`).
 - `evaluate`: POPE, MME and CHAIR per decoding method (`EvaluateConfig`, `evaluate_stage`).
 """
 
@@ -46,7 +48,7 @@ def load_stage_config(stage: str, params: str | Path = "params.yaml", **override
     elif stage == "purify":
         from seed.stages.purify import PurifyConfig as cls
     elif stage == "distill":
-        from seed.distill import DistillConfig as cls
+        from seed.stages.distill import DistillConfig as cls
     elif stage == "evaluate":
         from seed.stages.evaluate import EvaluateConfig as cls
     else:
@@ -98,7 +100,7 @@ def run_distill(
     progress: bool = True,
 ) -> dict:
     """Distil the purified targets into a LoRA adapter, then write the merged model for serving."""
-    from seed.distill import distill, merge_and_save
+    from seed.stages.distill import distill, merge_and_save
 
     summary = distill(
         model_dir,

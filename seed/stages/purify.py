@@ -19,7 +19,7 @@ distill stage would compute online.
 
 Each shard covers a fixed slice of ``shard_size`` samples (in file order) and has a sidecar
 ``shard-NNNNN.samples.json`` with the samples' ids, images, prompts and response texts (what
-`seed.distill` needs to rebuild the exact student inputs), the run key (model hash, data hash, every
+`seed.stages.distill` needs to rebuild the exact student inputs), the run key (model hash, data hash, every
 config value) and the shard's sha256 (`seed.files.shards`). A rerun into the same folder reuses every
 shard whose sidecar has the same run key and whose bytes still match: an interrupted (even SIGKILLed)
 run resumes where it stopped, since every file is written atomically (temporary file, then rename).

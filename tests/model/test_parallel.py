@@ -18,12 +18,13 @@ import torch
 from safetensors.torch import load_file
 
 from seed.base.tiny import save_tiny
-from seed.distill import DistillConfig, distill, local_indices
 from seed.errors import SeedError
 from seed.files.shards import shard_owner, targets_differences
 from seed.files.targets import read_manifest
 from seed.model.adapter import AdapterConfig
 from seed.model.parallel import Processes, current_processes, launch_command, launched_world_size
+from seed.model.trainer import local_indices
+from seed.stages.distill import DistillConfig, distill
 from seed.stages.purify import PurifyConfig, build_targets, check_multiprocess_targets
 from seed.world.synth import WorldConfig, synthesize
 

@@ -26,7 +26,8 @@ itself (greedy, with the model before the adapter is attached) and uses the `pur
 The base model stays in eval mode during training (no dropout in frozen weights, so the student at
 step 0 equals the teacher); only the LoRA dropout modules train. ``gradient_checkpointing: true``
 recomputes each layer's activations in the backward pass instead of keeping them
-(`enable_gradient_checkpointing`): the same loss and gradients, less memory, a slower step.
+(`seed.model.trainer.enable_gradient_checkpointing`): the same loss and gradients, less memory, a
+slower step.
 
 Launched in N processes (`seed.model.parallel`), training is data-parallel (DDP through accelerate) with
 the one-process batches, schedule and gradient (see `train_adapter`). Every ``checkpoint_every``
@@ -44,20 +45,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any
 
 from seed.core.losses import LOSS_KINDS
 from seed.errors import ConfigError, DataError
 from seed.files.atomic import write_json as _write_json
 from seed.model.adapter import AdapterConfig
-from seed.model.parallel import Processes
+from seed.model.trainer import DistillSample, online_samples, train_adapter
 from seed.params import check_choice, check_integer, check_number, check_runtime
 from seed.stages.purify import PurifyConfig
-
-if TYPE_CHECKING:
-    import torch
-
-    from seed.core.purify import SparseTargets
 
 SECTION = "distill"
 LOSSES_NAME = "losses.json"
@@ -75,8 +71,8 @@ class DistillConfig:
     each step with the adapter disabled instead of reading a targets folder. checkpoint_every: save
     adapter, optimiser, scheduler, RNG states and step every this many steps, so that a killed run
     resumes where it stopped (0 = never). gradient_checkpointing: recompute every layer's activations
-    in the backward pass instead of storing them (`enable_gradient_checkpointing`; same loss and
-    gradients, less activation memory, a slower step; off by default). adapter: LoRA settings
+    in the backward pass instead of storing them (`seed.model.trainer.enable_gradient_checkpointing`;
+    same loss and gradients, less activation memory, a slower step; off by default). adapter: LoRA settings
     (`seed.model.adapter.AdapterConfig`; a mapping from YAML is accepted).
     """
 
@@ -134,22 +130,6 @@ class DistillConfig:
             raise ConfigError(f"{SECTION}.adapter = {self.adapter!r} must be a mapping of LoRA settings")
 
 
-# ---------------------------------------------------------------------------------------------------
-# Samples and targets
-
-
-@dataclass(frozen=True)
-class DistillSample:
-    """One training sample; ``targets`` and ``response_ids`` are None in online mode."""
-
-    sample_id: str
-    image: str
-    prompt: str
-    response: str
-    targets: SparseTargets | None = None
-    response_ids: torch.Tensor | None = None
-
-
 def load_targets(targets_dir: str | Path) -> tuple[list[DistillSample], dict[str, Any]]:
     """Every sample of a targets folder (stage `purify`), with its sparse targets; and the manifest meta.
 
@@ -182,328 +162,6 @@ def load_targets(targets_dir: str | Path) -> tuple[list[DistillSample], dict[str
                 )
             )
     return samples, manifest.meta
-
-
-def lr_factor(step: int, total: int, warmup: int) -> float:
-    """Learning-rate multiplier of 0-based ``step`` of ``total``: linear warm-up, then linear decay.
-
-    ``(step + 1) / warmup`` during the first ``warmup`` steps, then ``(total - step) / (total - warmup)``:
-    the peak lr is reached at step ``warmup - 1`` (or 0) and the last step still has a non-zero rate.
-    """
-    if step < warmup:
-        return (step + 1) / warmup
-    return (total - step) / max(1, total - warmup)
-
-
-def stack_targets(samples: Sequence[DistillSample]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Concatenate per-sample targets into (1, tokens, k) indices (int64) and log-probs (float32)."""
-    import torch
-
-    indices = torch.cat([s.targets.indices for s in samples]).long()
-    log_probs = torch.cat([s.targets.log_probs for s in samples]).float()
-    return indices.unsqueeze(0), log_probs.unsqueeze(0)
-
-
-def student_batch(
-    processor: Any, data_dir: Path, samples: Sequence[DistillSample], where: Path | None = None
-) -> dict[str, Any]:
-    """`seed.model.batching.build_batch` of the samples, checked against the stored response token ids.
-
-    ``where`` names the targets folder in the error when a rebuilt sample differs from what the
-    teacher saw (another processor or tokenizer than the one used by stage `purify`).
-    """
-    import torch
-
-    from seed.files.samples import IMAGES
-    from seed.model.batching import build_batch
-    from seed.model.generate import open_image
-    from seed.model.teacher import response_token_ids
-
-    images: dict[str, Any] = {}
-    for s in samples:
-        if s.image not in images:
-            images[s.image] = open_image(data_dir / IMAGES / s.image)
-    batch = build_batch(
-        processor,
-        [images[s.image] for s in samples],
-        [s.prompt for s in samples],
-        [s.response for s in samples],
-    )
-    for s, ids in zip(samples, response_token_ids(batch["labels"]), strict=True):
-        if s.response_ids is not None and not torch.equal(ids, s.response_ids.to(ids.dtype)):
-            raise DataError(
-                where or data_dir,
-                f"sample {s.sample_id}: the rebuilt response tokens differ from those the teacher saw "
-                "(is this the model and processor that stage purify used?)",
-                field="extra.response_ids",
-            )
-    return batch
-
-
-def student_logits(peft_model: Any, batch: dict[str, Any], dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Student logits (tokens, vocab) at the response positions, adapter on, with gradients.
-
-    ``batch`` comes from `seed.model.batching.build_batch` (labels define the positions); only these
-    positions are projected onto the vocabulary.
-    """
-    from seed.model.teacher import response_positions
-
-    positions = response_positions(batch["labels"])
-    inputs = {key: value for key, value in batch.items() if key != "labels"}
-    if dtype is not None and "pixel_values" in inputs:
-        inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
-    logits = peft_model(**inputs, use_cache=False, logits_to_keep=positions).logits
-    return logits[positions] if logits.dim() == 3 else logits
-
-
-def _prepare_training(peft_model: Any) -> None:
-    """Frozen weights in eval mode (exactly the teacher's function); LoRA dropout modules train."""
-    peft_model.eval()
-    for name, module in peft_model.named_modules():
-        if name.endswith("lora_dropout") or ".lora_dropout." in name:
-            module.train()
-
-
-def enable_gradient_checkpointing(model: Any) -> None:
-    """Recompute each layer's activations in the backward pass instead of storing them (in place).
-
-    ``model`` is a PeftModel or a plain transformers model. transformers' activation checkpointing
-    (non-reentrant `torch.utils.checkpoint`) is switched on for every repeated layer (decoder and
-    vision-tower layers, `GradientCheckpointingLayer`). transformers checkpoints a layer only while it
-    is in training mode, and distillation keeps the model in eval mode (`_prepare_training`), so the
-    layer modules alone are flagged as training: their submodules (attention, dropout) stay in eval
-    and every layer computes what it computed before. A pass without gradients (the adapter-off
-    teacher under no_grad, generation) is not checkpointed. ``.eval()`` / ``.train()`` reset the flag:
-    call this after them.
-    """
-    from transformers.modeling_layers import GradientCheckpointingLayer
-
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    layers = [m for m in base.modules() if isinstance(m, GradientCheckpointingLayer)]
-    if not layers:
-        raise ConfigError(
-            f"{SECTION}.gradient_checkpointing: {type(base).__name__} has no layer that supports it"
-        )
-    kwargs = {"use_reentrant": False}
-    if hasattr(base, "activation_checkpointing_enable"):  # transformers >= 5.2x; the old name warns there
-        base.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
-    else:
-        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
-    for layer in layers:
-        layer.training = True  # the layer alone (no .train(): that would switch its submodules too)
-
-
-def _online_samples(
-    model: Any, processor: Any, data_dir: Path, config: PurifyConfig, progress: bool, procs: Processes
-) -> list[DistillSample]:
-    """Online mode: the model (before any adapter) answers the unlabelled split, greedily.
-
-    Generation batch ``j`` runs on process ``j % world_size``; every process gets all samples back, in
-    file order. The batches are those of one process, so the responses are too.
-    """
-    from tqdm import tqdm
-
-    from seed.files.samples import IMAGES, load_samples
-    from seed.model.generate import answer_batch, open_image, usable_response
-
-    samples = load_samples(data_dir, config.max_samples)
-    starts = list(range(0, len(samples), config.batch_size))
-    mine = [j for j in range(len(starts)) if j % procs.world_size == procs.rank]
-    answered: dict[int, list[DistillSample]] = {}
-    for j in tqdm(mine, desc="generate", disable=not (progress and procs.is_main), dynamic_ncols=True):
-        chunk = samples[starts[j] : starts[j] + config.batch_size]
-        images = [open_image(data_dir / IMAGES / s.image) for s in chunk]
-        answers = answer_batch(model, processor, images, [s.prompt for s in chunk], config.max_new_tokens)
-        answered[j] = [
-            DistillSample(s.sample_id, s.image, s.prompt, answer.strip())
-            for s, answer in zip(chunk, answers, strict=True)
-            if usable_response(processor, answer.strip())
-        ]
-    for part in procs.gather(answered) if procs.distributed else []:
-        answered.update(part)
-    return [s for j in range(len(starts)) for s in answered[j]]
-
-
-def sample_order(num_samples: int, seed: int, epoch: int) -> list[int]:
-    """The seeded shuffle of epoch ``epoch``: a permutation of ``range(num_samples)``."""
-    import torch
-
-    generator = torch.Generator().manual_seed(seed + epoch)
-    return torch.randperm(num_samples, generator=generator).tolist()
-
-
-def local_indices(batch: Sequence[int], procs: Processes) -> tuple[list[int], bool]:
-    """This process's share of one global batch: ``batch[rank::world_size]``, and whether it counts.
-
-    A process left without a sample (a last batch smaller than the world) takes the batch's first
-    sample with weight 0: DDP needs every process in every backward, and a zero loss adds nothing.
-    """
-    mine = list(batch[procs.rank :: procs.world_size])
-    return (mine, True) if mine else (list(batch[:1]), False)
-
-
-def counted_tokens(log_probs: torch.Tensor) -> int:
-    """Tokens that carry loss: those whose target has at least one real slot (see `seed.core.losses`)."""
-    return int(log_probs.isfinite().any(dim=-1).sum())
-
-
-class TrainResult(NamedTuple):
-    """What `train_adapter` returns: per-step losses, response tokens seen, and the step it resumed at."""
-
-    losses: list[float]
-    tokens_seen: int
-    resumed_from_step: int
-
-
-def train_adapter(
-    peft_model: Any,
-    processor: Any,
-    data_dir: Path,
-    samples: Sequence[DistillSample],
-    config: DistillConfig,
-    purify_config: PurifyConfig | None = None,
-    targets_dir: Path | None = None,
-    progress: bool = True,
-    checkpoint_dir: Path | None = None,
-    run_key: dict[str, Any] | None = None,
-) -> TrainResult:
-    """Train the LoRA weights of ``peft_model`` in place; returns the losses, tokens seen, resumed step.
-
-    Each epoch visits the samples in `sample_order`, ``config.batch_size`` at a time. Offline, the
-    samples carry their targets; online (``config.online``) each batch's targets are computed first
-    by `seed.model.teacher.teacher_targets` with the adapter disabled (`seed.model.adapter.teacher_logits`).
-    AdamW on the trainable (LoRA) parameters, `lr_factor` schedule, gradient clipping.
-
-    Data-parallel (launched in N processes, `seed.model.parallel`): the model is wrapped in DDP by
-    accelerate, each process takes `local_indices` of every global batch, and its loss is scaled so
-    that the averaged gradient is the gradient of the mean over the *global* batch's tokens, as in
-    one process: ``loss_r * n_r * N / n`` (``n_r`` tokens here, ``n`` in the global batch). The logged
-    loss is the global token mean. Same batches, same schedule, same steps as one process.
-
-    With ``checkpoint_dir`` and ``config.checkpoint_every``, a checkpoint (`seed.files.checkpoint`) is
-    written every ``checkpoint_every`` steps and the newest one with the same ``run_key`` is resumed
-    from: the steps it covers are skipped, and weights, optimiser, scheduler and RNG states continue
-    from it.
-    """
-    import torch
-    from tqdm import tqdm
-
-    from seed.core.losses import distillation_loss
-    from seed.files.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-    from seed.model.adapter import teacher_logits
-    from seed.model.generate import image_token_ids
-    from seed.model.parallel import current_processes
-    from seed.model.teacher import teacher_targets, to_device
-
-    purify_config = purify_config or PurifyConfig()
-    procs = current_processes(config.device)
-    _prepare_training(peft_model)
-    if config.gradient_checkpointing:
-        enable_gradient_checkpointing(peft_model)
-    named = {name: p for name, p in peft_model.named_parameters() if p.requires_grad}
-    trainable = list(named.values())
-    optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
-    per_epoch = math.ceil(len(samples) / config.batch_size)
-    total = config.epochs * per_epoch
-    if config.max_steps:
-        total = min(total, config.max_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda step: lr_factor(step, total, config.warmup_steps)
-    )
-    image_ids = image_token_ids(processor)
-    use_cuda = str(peft_model.device).startswith("cuda")
-    key = {**(run_key or {}), "processes": procs.world_size}
-    checkpointing = checkpoint_dir is not None and config.checkpoint_every > 0
-
-    losses: list[float] = []
-    tokens_seen = 0
-    done = 0
-    if checkpointing:
-        resumed = load_checkpoint(checkpoint_dir, key, named, optimiser, scheduler)
-        if resumed is not None:
-            set_rng_state(*resumed.rng[procs.rank])
-            done, losses, tokens_seen = resumed.step, resumed.losses, resumed.tokens_seen
-
-    student = peft_model
-    if procs.distributed:
-        from accelerate import Accelerator
-        from accelerate.utils import DistributedDataParallelKwargs
-
-        # Buffers (rotary tables, position ids) are the same checkpoint on every process: no re-broadcast.
-        ddp = DistributedDataParallelKwargs(broadcast_buffers=False)
-        student = Accelerator(cpu=not use_cuda, kwargs_handlers=[ddp]).prepare_model(peft_model)
-
-    def teacher(**inputs: Any) -> torch.Tensor:
-        return teacher_logits(peft_model, **inputs)
-
-    step = 0
-    with tqdm(
-        total=total,
-        initial=done,
-        desc="distill",
-        unit="step",
-        disable=not (progress and procs.is_main),
-        dynamic_ncols=True,
-    ) as bar:
-        for epoch in range(config.epochs):
-            order = sample_order(len(samples), config.seed, epoch)
-            for b in range(per_epoch):
-                if step >= total:
-                    break
-                step += 1
-                if step <= done:  # covered by the checkpoint resumed from
-                    continue
-                local, counts = local_indices(
-                    order[b * config.batch_size : (b + 1) * config.batch_size], procs
-                )
-                chunk = [samples[i] for i in local]
-                batch = to_device(student_batch(processor, data_dir, chunk, targets_dir), peft_model.device)
-                if config.online:
-                    ids = [s.sample_id for s in chunk]
-                    computed = teacher_targets(
-                        teacher, batch, ids, purify_config, image_ids, peft_model.dtype
-                    )
-                    chunk = [
-                        dataclasses.replace(s, targets=t.targets)
-                        for s, t in zip(chunk, computed, strict=True)
-                    ]
-                indices, log_probs = stack_targets(chunk)
-                logits = student_logits(student, batch, peft_model.dtype)
-                mask = torch.ones(indices.shape[:2], dtype=torch.bool, device=logits.device)
-                loss = distillation_loss(
-                    config.loss,
-                    logits.unsqueeze(0),
-                    indices.to(logits.device),
-                    log_probs.to(logits.device),
-                    mask,
-                )
-                if procs.distributed:
-                    n_local = counted_tokens(log_probs) if counts else 0
-                    tokens = int(indices.shape[1]) if counts else 0
-                    parts = procs.gather((n_local, float(loss.detach()) * n_local, tokens))
-                    n_global = max(1, sum(p[0] for p in parts))
-                    logged = sum(p[1] for p in parts) / n_global
-                    tokens = sum(p[2] for p in parts)
-                    loss = loss * (n_local * procs.world_size / n_global)
-                else:
-                    logged, tokens = float(loss.detach()), int(indices.shape[1])
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
-                optimiser.step()
-                scheduler.step()
-                losses.append(logged)
-                tokens_seen += tokens
-                bar.update(1)
-                bar.set_postfix(loss=f"{losses[-1]:.4f}")
-                if checkpointing and step % config.checkpoint_every == 0 and step < total:
-                    rng = procs.gather(rng_state(use_cuda))
-                    if procs.is_main:
-                        save_checkpoint(
-                            checkpoint_dir, step, key, named, optimiser, scheduler, rng, losses, tokens_seen
-                        )
-    return TrainResult(losses, tokens_seen, done)
 
 
 def _replace_dir(tmp: Path, out_dir: Path) -> None:
@@ -622,7 +280,7 @@ def distill(
 
     model, processor = load_pretrained(model_path, config.dtype, procs.device(config.device))
     if config.online:
-        samples = _online_samples(model, processor, data_dir, purify_config, progress, procs)
+        samples = online_samples(model, processor, data_dir, purify_config, progress, procs)
     if not samples:
         raise DataError(targets_path or data_dir, "no samples to distil (every response was empty?)")
     key = None
@@ -729,20 +387,9 @@ def merge_and_save(
 
 __all__ = [
     "DistillConfig",
-    "DistillSample",
-    "TrainResult",
-    "checkpoint_path",
-    "counted_tokens",
-    "distill",
-    "enable_gradient_checkpointing",
-    "load_targets",
-    "local_indices",
-    "lr_factor",
-    "merge_and_save",
     "checkpoint_key",
-    "sample_order",
-    "stack_targets",
-    "student_batch",
-    "student_logits",
-    "train_adapter",
+    "checkpoint_path",
+    "distill",
+    "load_targets",
+    "merge_and_save",
 ]

@@ -16,29 +16,30 @@ from transformers import AutoModelForImageTextToText
 
 from seed.base.tiny import load_tiny, save_tiny
 from seed.core.losses import distillation_loss
-from seed.distill import (
-    DistillConfig,
-    checkpoint_key,
-    checkpoint_path,
-    distill,
-    load_targets,
-    lr_factor,
-    merge_and_save,
+from seed.errors import ConfigError, DataError
+from seed.files.targets import content_hash, read_manifest
+from seed.model.adapter import AdapterConfig, attach_adapter, find_lora_targets
+from seed.model.batching import build_batch
+from seed.model.trainer import (
     sample_order,
     stack_targets,
     student_batch,
     student_logits,
     train_adapter,
 )
-from seed.errors import ConfigError, DataError
-from seed.files.targets import content_hash, read_manifest
-from seed.model.adapter import AdapterConfig, attach_adapter, find_lora_targets
-from seed.model.batching import build_batch
 from seed.params import config_from_dict
+from seed.stages.distill import (
+    DistillConfig,
+    checkpoint_key,
+    checkpoint_path,
+    distill,
+    load_targets,
+    merge_and_save,
+)
 from seed.stages.purify import PurifyConfig, build_targets
 from seed.world.synth import WorldConfig, synthesize
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent.parent))
 import forked  # noqa: E402
 
 PURIFY = PurifyConfig(max_new_tokens=4, batch_size=4, shard_size=64, top_k=8)
@@ -113,12 +114,6 @@ def test_config_defaults_and_validation():
         DistillConfig(adapter={"lora_r": 0})
     with pytest.raises(ConfigError, match=r"params.yaml: unknown key\(s\) distill\.adapter\.rank;"):
         config_from_dict(DistillConfig, {"adapter": {"rank": 4}}, "distill")
-
-
-def test_lr_factor_warms_up_then_decays_linearly():
-    assert [lr_factor(s, 6, 2) for s in range(6)] == [0.5, 1.0, 1.0, 0.75, 0.5, 0.25]
-    assert [lr_factor(s, 3, 0) for s in range(3)] == pytest.approx([1.0, 2 / 3, 1 / 3])
-    assert sample_order(5, 0, 0) == sample_order(5, 0, 0) and sorted(sample_order(5, 0, 1)) == list(range(5))
 
 
 def test_distill_writes_adapter_losses_and_summary(trained, targets, llava):
@@ -309,10 +304,10 @@ def _lora_step(llava, world, samples, checkpointed, monkeypatch):
     monkeypatch.setattr(
         transformers.modeling_utils, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k)
     )
-    from seed.distill import _prepare_training, enable_gradient_checkpointing
     from seed.model.adapter import teacher_logits
     from seed.model.generate import image_token_ids
     from seed.model.teacher import teacher_targets
+    from seed.model.trainer import _prepare_training, enable_gradient_checkpointing
 
     model, processor = load_tiny(llava)
     torch.manual_seed(0)
