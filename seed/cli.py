@@ -130,9 +130,9 @@ def _cmd_distill(args: argparse.Namespace) -> int:
 
 
 def _cmd_evolve(args: argparse.Namespace) -> int:
-    from seed.evolve import evolve
     from seed.params import load_config
     from seed.stages.distill import DistillConfig
+    from seed.stages.evolve import evolve
     from seed.stages.purify import PurifyConfig
 
     purify_config = load_config(PurifyConfig, "purify", args.params)

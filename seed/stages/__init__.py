@@ -17,6 +17,7 @@ data/ --validate--> reports/validation.json
 - `distill`: a LoRA adapter trained toward the purified targets (`DistillConfig`, `distill`,
   `merge_and_save`).
 - `evaluate`: POPE, MME and CHAIR per decoding method (`EvaluateConfig`, `evaluate_stage`).
+- `evolve`: rounds of purify -> distill -> merge, each round's model teaching the next (`evolve`).
 """
 
 from __future__ import annotations

@@ -7,10 +7,10 @@ import pytest
 
 from seed.base.tiny import load_tiny, save_tiny
 from seed.errors import ConfigError
-from seed.evolve import evolve, round_dir
 from seed.files.targets import content_hash, read_manifest
 from seed.model.adapter import AdapterConfig
 from seed.stages.distill import DistillConfig
+from seed.stages.evolve import evolve, round_dir
 from seed.stages.purify import PurifyConfig
 from seed.world.synth import WorldConfig, synthesize
 
