@@ -12,6 +12,7 @@ data/ --validate--> reports/validation.json
       --evaluate--> reports/metrics.json, reports/*.png, reports/answers/
 ```
 
+- `validate`: the config of the great-expectations checks of `seed.validate` (`ValidateConfig`).
 - `purify`: the model answers the unlabelled split and becomes its own teacher (`PurifyConfig`,
   `build_targets`).
 - `distill`: a LoRA adapter trained toward the purified targets (`DistillConfig`, `distill`,
@@ -43,7 +44,7 @@ def load_stage_config(stage: str, params: str | Path = "params.yaml", **override
     from seed.params import load_config
 
     if stage == "validate":
-        from seed.validate.config import ValidateConfig as cls
+        from seed.stages.validate import ValidateConfig as cls
     elif stage == "pretrain":
         from seed.pretrain import PretrainConfig as cls
     elif stage == "purify":

@@ -1,4 +1,8 @@
-"""Config of stage `validate` (params.yaml section ``validate``)."""
+"""Config of stage `validate` (params.yaml section ``validate``).
+
+The checks themselves are the great-expectations suites of `seed.validate`; `seed.stages.run_validate`
+runs them on a world folder and writes ``reports/validation.json``.
+"""
 
 from __future__ import annotations
 
