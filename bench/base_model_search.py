@@ -35,7 +35,14 @@ from seed.base.modeling import build_model, build_processor, build_tokenizer
 from seed.base.vision_pretrain import aligned_max_logits, object_labels, patch_max_logits
 from seed.eval.pope import ranking_auc
 from seed.files.conversation import load_conversations, to_messages
-from seed.pretrain import PretrainConfig, collate, collect_texts, encode_conversations, load_pixels, lr_at
+from seed.stages.pretrain import (
+    PretrainConfig,
+    collate,
+    collect_texts,
+    encode_conversations,
+    load_pixels,
+    lr_at,
+)
 
 
 def vision_stage(model, tokenizer, pixels, labels, categories, args, feature_layer):

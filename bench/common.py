@@ -162,7 +162,7 @@ def base_model(rt: Runtime) -> Path:
     out = rt.scratch / "base-model"
     if not (out / "config.json").is_file():
         from seed.base.modeling import ModelConfig, build_model, build_processor, build_tokenizer
-        from seed.pretrain import collect_texts
+        from seed.stages.pretrain import collect_texts
 
         tokenizer = build_tokenizer(collect_texts(world(rt)))
         config = ModelConfig()

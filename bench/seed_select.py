@@ -64,7 +64,7 @@ def world_variant(data: Path, out: Path, **overrides) -> Path:
 
 def pope_scores(model_dir: Path, adapter: Path | None, world: Path, work: Path, batch_size: int) -> dict:
     """Greedy POPE on every split of ``world``: {split: {f1, accuracy, yes_ratio, auc, f1_ci}}."""
-    from seed.evaluate import EvaluateConfig, MethodSpec, evaluate_methods
+    from seed.stages.evaluate import EvaluateConfig, MethodSpec, evaluate_methods
 
     config = EvaluateConfig(benchmarks=["pope"], batch_size=batch_size, bootstrap_resamples=200)
     metrics = evaluate_methods(

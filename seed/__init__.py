@@ -13,10 +13,9 @@ The package, from the bottom layer up (lower layers never import higher ones):
  seed.model      a transformers VLM at work: loading, decoding and VCD, the teacher pass, the LoRA
                  adapter, batches, the distillation training loop
  seed.base       the embedded model, its vision stage 0, tiny configs of the real architectures
- seed.stages     one module per stage (validate, purify, distill, evaluate, evolve) and the functions
-                 that run every stage for DVC
- seed/*.py       the other stage modules (pretrain, controls); cli.py for the `seed` command;
-                 evaluate.py forwards three names to seed.stages.evaluate
+ seed.stages     one module per stage (validate, pretrain, purify, distill, evaluate, evolve) and
+                 the functions that run every stage for DVC
+ seed/*.py       controls (the evidence controls); cli.py for the `seed` command
  seed.mlops      the only modules that import MLflow: tracking, registry, serving
 ```
 

@@ -91,7 +91,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 def _cmd_pretrain(args: argparse.Namespace) -> int:
     from seed.params import load_config
-    from seed.pretrain import PretrainConfig, pretrain
+    from seed.stages.pretrain import PretrainConfig, pretrain
 
     config = load_config(PretrainConfig, "pretrain", args.params, **_overrides(args, PretrainConfig))
     summary = pretrain(args.data, args.out, config, progress=not args.quiet)
@@ -311,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pre.add_argument("--data", required=True, help="world folder")
     pre.add_argument("--out", required=True, help="model folder to write")
-    from seed.pretrain import PretrainConfig
+    from seed.stages.pretrain import PretrainConfig
 
     _add_dataclass_flags(pre, PretrainConfig, "pretrain")
     pre.set_defaults(func=_cmd_pretrain)

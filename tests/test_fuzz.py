@@ -319,7 +319,7 @@ yaml_values = json_values | st.sampled_from(["1e-3", "fast", "nan", ".inf", "[1,
     raw=st.none() | st.text(max_size=30),
 )
 def test_params_loader_raises_only_config_error(tmp_path, section, values, raw):
-    from seed.pretrain import PretrainConfig
+    from seed.stages.pretrain import PretrainConfig
     from seed.stages.validate import ValidateConfig
     from seed.world.synth import WorldConfig
 

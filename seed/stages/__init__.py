@@ -46,7 +46,7 @@ def load_stage_config(stage: str, params: str | Path = "params.yaml", **override
     if stage == "validate":
         from seed.stages.validate import ValidateConfig as cls
     elif stage == "pretrain":
-        from seed.pretrain import PretrainConfig as cls
+        from seed.stages.pretrain import PretrainConfig as cls
     elif stage == "purify":
         from seed.stages.purify import PurifyConfig as cls
     elif stage == "distill":
@@ -72,7 +72,7 @@ def run_pretrain(
     data_dir: Path = DATA, out_dir: Path = BASE_MODEL, config=None, progress: bool = True
 ) -> dict:
     """Train the embedded base model on the world's supervised split."""
-    from seed.pretrain import pretrain
+    from seed.stages.pretrain import pretrain
 
     return pretrain(data_dir, out_dir, config or load_stage_config("pretrain"), progress=progress)
 

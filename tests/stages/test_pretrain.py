@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from seed.base.modeling import ModelConfig, build_tokenizer
 from seed.errors import ConfigError
 from seed.files.conversation import load_conversations, to_messages
-from seed.pretrain import (
+from seed.stages.pretrain import (
     PretrainConfig,
     collect_texts,
     encode_conversations,
@@ -128,7 +128,7 @@ def test_model_section_is_read_from_a_mapping():
 
 
 def test_degrade_noises_about_rate_of_the_images_and_leaves_the_rest():
-    from seed.pretrain import degrade
+    from seed.stages.pretrain import degrade
 
     pixels = torch.zeros(400, 3, 4, 4)
     out = degrade(pixels, 0.3, torch.Generator().manual_seed(0))
@@ -141,7 +141,7 @@ def test_degrade_noises_about_rate_of_the_images_and_leaves_the_rest():
 
 
 def test_grounding_world_is_the_world_drawn_again_without_its_scene_prior(world, tmp_path):
-    from seed.pretrain import grounding_world
+    from seed.stages.pretrain import grounding_world
 
     config = PretrainConfig(steps=4, grounding_steps=2, grounding_seed=7)
     out = grounding_world(world, tmp_path / "g", config)
