@@ -314,3 +314,22 @@ def test_oracle_image_is_the_scene_background_without_its_objects(world, tmp_pat
             window |= (fill | outline)[: window.shape[0], : window.shape[1]]
         assert np.array_equal(real[~covered], oracle[~covered])  # the same background, pixel for pixel
         assert (real[covered] != oracle[covered]).any(axis=-1).mean() > 0.5  # the objects are gone
+
+
+def test_drawn_scene_images_match_their_labels_and_chunks_equal_one_draw():
+    from seed.world.render import render_scene
+    from seed.world.scene import sample_scene
+    from seed.world.synth import _rng, draw_scene_images
+    from seed.world.vocab import CATEGORY_NAMES
+
+    config = WorldConfig(**TINY, seed=3, cooccurrence=0.0)
+    images, labels = draw_scene_images(config, 6)
+    assert images.shape == (6, 48, 48, 3) and images.dtype == np.uint8
+    assert labels.shape == (6, len(CATEGORY_NAMES)) and labels.dtype == bool
+    rng = _rng(config, "vision", 4)  # scene 4 rebuilt by hand from its own stream
+    scene = sample_scene(rng, config)
+    assert np.array_equal(images[4], render_scene(scene, 48, rng))
+    assert set(np.flatnonzero(labels[4])) == {CATEGORY_NAMES.index(o.category) for o in scene.objects}
+    tail, tail_labels = draw_scene_images(config, 2, start=4)
+    assert np.array_equal(tail, images[4:]) and np.array_equal(tail_labels, labels[4:])
+    assert not np.array_equal(draw_scene_images(WorldConfig(**TINY, seed=4), 1)[0], images[:1])

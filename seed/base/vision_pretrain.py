@@ -19,6 +19,7 @@ word, and in a few hundred steps on these cores it does not (LOG.md, session 4).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +77,18 @@ def aligned_max_logits(projected: Any, embeddings: Any, scale: Any, bias: Any) -
     return (scale * z @ e.T + bias).amax(dim=1)
 
 
+def vision_lr_at(step: int, steps: int, lr: float, schedule: str) -> float:
+    """Stage 0's learning rate at ``step`` of ``steps``: linear warm-up over the first 10%, then
+    ``lr`` (schedule ``"constant"``) or a cosine decay from ``lr`` to ``lr / 10`` (``"cosine"``)."""
+    warmup = max(1, steps // 10)
+    if step < warmup or schedule == "constant":
+        return lr * min(1.0, (step + 1) / warmup)
+    if schedule != "cosine":
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
+    progress = (step - warmup) / max(1, steps - 1 - warmup)
+    return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def pretrain_vision(
     model: Any,
     pixels: Any,
@@ -87,6 +100,7 @@ def pretrain_vision(
     seed: int,
     progress: bool = True,
     word_ids: Any = None,
+    schedule: str = "constant",
 ) -> list[dict]:
     """Train ``model``'s vision tower on multi-label object recognition; returns the loss history.
 
@@ -96,6 +110,9 @@ def pretrain_vision(
 
     word_ids: (categories,) token ids of the category names: score by ``aligned_max_logits`` and
     train the projector and the input embeddings too (only the linear head's bias is kept).
+
+    schedule: the learning rate after its linear warm-up over the first 10% of the steps:
+    ``"constant"``, or ``"cosine"`` decay to 10% of ``lr`` at the last step.
     """
     import torch
     from tqdm import tqdm
@@ -131,7 +148,7 @@ def pretrain_vision(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         for group in optimizer.param_groups:
-            group["lr"] = lr * min(1.0, (step + 1) / max(1, steps // 10))
+            group["lr"] = vision_lr_at(step, steps, lr, schedule)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         value = loss.item()

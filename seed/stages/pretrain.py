@@ -54,12 +54,17 @@ class PretrainConfig:
     vision_lr: float = 1e-3
     vision_batch_size: int = 64
     vision_align: bool = False  # stage 0 scores categories by cosine to their name's word embedding
+    vision_schedule: str = "constant"  # stage 0's learning rate after warm-up: constant or cosine decay
+    vision_images: int = 0  # > 0: stage 0 reads this many freshly drawn images instead of the training files
     degraded_rate: float = 0.0  # share of each LLaVA-stage batch noised at a random step, text unchanged
     grounding_steps: int = 0  # the first LLaVA steps (and stage 0) on a world whose objects ignore the scene
     grounding_seed: int = 1000  # world seed of that grounding world
     grounding_cooccurrence: float = 0.0
     grounding_hard_negative_rate: float = 0.5
     freeze_vision: bool = False  # keep the vision tower of stage 0 fixed in the LLaVA stage (as LLaVA-1.5)
+    freeze_projector: bool = (
+        False  # keep stage 0's projector fixed too (with vision_align it is trained there)
+    )
     device: str = "cpu"  # where training runs ("cuda" for a long pretraining on a GPU)
     dtype: str = "float32"  # "bfloat16": autocast on the device; the weights stay float32
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -77,13 +82,19 @@ class PretrainConfig:
         check_range(SECTION, "vision_steps", self.vision_steps, lo=0)
         check_range(SECTION, "vision_lr", self.vision_lr, lo=0, hi=1, lo_open=True)
         check_range(SECTION, "vision_batch_size", self.vision_batch_size, lo=1)
+        check_range(SECTION, "vision_images", self.vision_images, lo=0)
+        if self.vision_schedule not in ("constant", "cosine"):
+            raise ConfigError(
+                f"{SECTION}.vision_schedule = {self.vision_schedule!r} must be constant or cosine"
+            )
         check_range(SECTION, "degraded_rate", self.degraded_rate, lo=0, hi=1)
         check_range(SECTION, "grounding_steps", self.grounding_steps, lo=0, hi=self.steps)
         check_range(SECTION, "grounding_seed", self.grounding_seed, lo=0)
         check_range(SECTION, "grounding_cooccurrence", self.grounding_cooccurrence, lo=0, hi=1)
         check_range(SECTION, "grounding_hard_negative_rate", self.grounding_hard_negative_rate, lo=0, hi=1)
-        if not isinstance(self.freeze_vision, bool):
-            raise ConfigError(f"{SECTION}.freeze_vision = {self.freeze_vision!r} must be true or false")
+        for key in ("freeze_vision", "freeze_projector"):
+            if not isinstance(getattr(self, key), bool):
+                raise ConfigError(f"{SECTION}.{key} = {getattr(self, key)!r} must be true or false")
         if not isinstance(self.vision_align, bool):
             raise ConfigError(f"{SECTION}.vision_align = {self.vision_align!r} must be true or false")
         check_runtime(SECTION, self.dtype, self.device)
@@ -218,6 +229,33 @@ def grounding_world(data_dir: Path, out_dir: Path, config: PretrainConfig) -> Pa
     )
 
 
+def fresh_vision_images(data_dir: Path, processor, config: PretrainConfig, chunk: int = 4096):
+    """Stage 0's images when ``vision_images`` > 0: the grounding world's recipe (the data folder's
+    world with the grounding seed and co-occurrence) drawn in memory (`seed.world.synth.draw_scene_images`).
+
+    Returns ``(pixels, labels)``: (vision_images, 3, H, W) normalised float32 and (vision_images,
+    categories) float multi-hot, columns in annotation-id order. So many fresh scenes that the tower
+    sees each about once: it cannot memorise them (LOG.md, session 6).
+    """
+    import dataclasses
+
+    import torch
+    from tqdm import tqdm
+
+    from seed.world.synth import draw_scene_images, world_config
+
+    world = dataclasses.replace(
+        world_config(data_dir), seed=config.grounding_seed, cooccurrence=config.grounding_cooccurrence
+    )
+    pixels, labels = [], []
+    for start in tqdm(range(0, config.vision_images, chunk), desc="draw stage-0 images", leave=False):
+        count = min(chunk, config.vision_images - start)
+        images, hot = draw_scene_images(world, count, start)
+        pixels.append(processor.image_processor(list(images), return_tensors="pt")["pixel_values"])
+        labels.append(torch.from_numpy(hot).float())
+    return torch.cat(pixels).to(config.device), torch.cat(labels)
+
+
 def degrade(pixels, rate: float, generator):
     """A copy of (batch, 3, H, W) ``pixels`` with a share ``rate`` of the images, drawn by ``generator``,
     noised at a uniform random diffusion step in [0, 999] (`seed.core.noise.add_diffusion_noise`)."""
@@ -290,6 +328,8 @@ def pretrain(
         from seed.base.vision_pretrain import object_labels, pretrain_vision
 
         labels, categories = object_labels(worlds[0] / "annotations.json", [r["image"] for r in vision_rows])
+        if config.vision_images:
+            vision_pixels, labels = fresh_vision_images(data_dir, processor, config)
         labels = labels.to(config.device)
         word_ids = None
         if config.vision_align:
@@ -310,10 +350,13 @@ def pretrain(
             seed=config.seed,
             progress=progress,
             word_ids=word_ids,
+            schedule=config.vision_schedule,
         )
 
     if config.freeze_vision:
         model.model.vision_tower.requires_grad_(False)
+    if config.freeze_projector:
+        model.model.multi_modal_projector.requires_grad_(False)
     generator = torch.Generator().manual_seed(config.seed)
     trainable = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in trainable if p.ndim >= 2]

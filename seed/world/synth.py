@@ -64,6 +64,7 @@ STREAM = {
     "seed_text": 12,
     "counterfactual": 13,
     "counterfactual_questions": 14,
+    "vision": 15,
 }
 
 
@@ -516,3 +517,26 @@ def render_oracle_seed_images(data_dir: Path, out_dir: Path) -> list[str]:
         (out_dir / file_name).write_bytes(encode_png(draw_background(scene.kind, config.image_size, rng)))
         names.append(file_name)
     return names
+
+
+def draw_scene_images(config: WorldConfig, count: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Scenes ``start`` to ``start + count - 1`` of ``config`` drawn and rendered in memory, never written to disk.
+
+    Returns ``(images, labels)``: images (count, image_size, image_size, 3) uint8; labels (count,
+    categories) bool, True where the image holds at least one instance of the category, columns in
+    vocabulary order (the annotation ids' order). Scene ``i`` depends only on ``config.seed`` and
+    ``i`` (its own random stream), so draws in chunks equal one draw.
+    """
+    from seed.world.vocab import CATEGORY_NAMES
+
+    column = {name: i for i, name in enumerate(CATEGORY_NAMES)}
+    size = config.image_size
+    images = np.empty((count, size, size, 3), dtype=np.uint8)
+    labels = np.zeros((count, len(CATEGORY_NAMES)), dtype=bool)
+    for row in range(count):
+        rng = _rng(config, "vision", start + row)
+        scene = sample_scene(rng, config)
+        images[row] = render_scene(scene, size, rng)
+        for obj in scene.objects:
+            labels[row, column[obj.category]] = True
+    return images, labels

@@ -138,3 +138,21 @@ def test_aligned_stage_trains_projector_and_category_words_but_not_the_decoder()
             model.model.multi_modal_projector(hidden), model.get_input_embeddings().weight[word_ids], 1.0, 0.0
         )
     assert logits[0, 0] > logits[0, 1] and logits[1, 1] > logits[1, 0]
+
+
+def test_vision_lr_schedules_match_hand_computed_values():
+    from seed.base.vision_pretrain import vision_lr_at
+
+    # 20 steps: warm-up over the first 2 (0.5, 1.0 x lr), then constant or cosine to lr / 10
+    assert vision_lr_at(0, 20, 1.0, "constant") == pytest.approx(0.5)
+    assert vision_lr_at(1, 20, 1.0, "cosine") == pytest.approx(1.0)
+    assert vision_lr_at(19, 20, 1.0, "constant") == pytest.approx(1.0)
+    assert vision_lr_at(2, 20, 1.0, "cosine") == pytest.approx(1.0)
+    assert vision_lr_at(19, 20, 1.0, "cosine") == pytest.approx(0.1)
+    # halfway through the decay (step 2 + 17 / 2 = 10.5): cos = 0 -> 0.1 + 0.45
+    assert vision_lr_at(10, 20, 2.0, "cosine") > vision_lr_at(11, 20, 2.0, "cosine")
+    assert (vision_lr_at(10, 20, 2.0, "cosine") + vision_lr_at(11, 20, 2.0, "cosine")) / 2 == pytest.approx(
+        2.0 * 0.55, rel=1e-2
+    )
+    with pytest.raises(ValueError, match="schedule"):
+        vision_lr_at(5, 20, 1.0, "linear")

@@ -193,3 +193,46 @@ def test_freeze_vision_keeps_the_stage_0_tower(world, tmp_path):
     assert tower and all(torch.equal(a[k], b[k]) for k in tower)  # LLaVA steps never touch it
     assert any(not torch.equal(b[k], c[k]) for k in tower)  # unfrozen, they do
     assert any(not torch.equal(a[k], b[k]) for k in a if "language_model" in k)
+
+
+def test_fresh_vision_images_are_the_grounding_recipe_drawn_in_memory(world):
+    from seed.pretrain import fresh_vision_images
+    from seed.world.synth import draw_scene_images, world_config
+
+    tokenizer = build_tokenizer(["a cat"])
+    from seed.base.modeling import build_processor
+
+    processor = build_processor(tokenizer, ModelConfig(**(TINY_MODEL | {"image_size": 48})))
+    config = PretrainConfig(steps=2, vision_steps=1, vision_images=5, grounding_seed=11)
+    pixels, labels = fresh_vision_images(world, processor, config, chunk=2)  # 3 chunks
+    assert pixels.shape == (5, 3, 48, 48) and labels.shape[0] == 5
+    import dataclasses
+
+    recipe = dataclasses.replace(world_config(world), seed=11, cooccurrence=0.0)
+    images, hot = draw_scene_images(recipe, 5)
+    assert torch.equal(labels, torch.from_numpy(hot).float())
+    expected = processor.image_processor(list(images), return_tensors="pt")["pixel_values"]
+    assert torch.allclose(pixels, expected)
+    with pytest.raises(ConfigError, match="vision_images"):
+        PretrainConfig(vision_images=-1)
+    with pytest.raises(ConfigError, match="vision_schedule"):
+        PretrainConfig(vision_schedule="linear")
+
+
+def test_freeze_projector_keeps_the_stage_0_projector(world, tmp_path):
+    shape = {
+        "batch_size": 4,
+        "warmup_steps": 1,
+        "vision_steps": 2,
+        "vision_batch_size": 4,
+        "vision_images": 8,
+    }
+    model = TINY_MODEL | {"image_size": 32}
+    for name, steps in (("a", 2), ("b", 4)):
+        config = PretrainConfig(steps=steps, freeze_vision=True, freeze_projector=True, model=model, **shape)
+        pretrain(world, tmp_path / name, config, progress=False)
+    a, b = (load_file(tmp_path / n / "model.safetensors") for n in "ab")
+    frozen = [k for k in a if "vision_tower" in k or "multi_modal_projector" in k]
+    assert any("multi_modal_projector" in k for k in frozen)
+    assert all(torch.equal(a[k], b[k]) for k in frozen)
+    assert any(not torch.equal(a[k], b[k]) for k in a if "language_model" in k)
