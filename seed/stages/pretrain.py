@@ -62,9 +62,8 @@ class PretrainConfig:
     grounding_cooccurrence: float = 0.0
     grounding_hard_negative_rate: float = 0.5
     freeze_vision: bool = False  # keep the vision tower of stage 0 fixed in the LLaVA stage (as LLaVA-1.5)
-    freeze_projector: bool = (
-        False  # keep stage 0's projector fixed too (with vision_align it is trained there)
-    )
+    freeze_projector: bool = False  # keep stage 0's projector fixed too (vision_align trains it there)
+    version: str = "dev"  # the checkpoint's label in its model card (README.md of the model folder)
     device: str = "cpu"  # where training runs ("cuda" for a long pretraining on a GPU)
     dtype: str = "float32"  # "bfloat16": autocast on the device; the weights stay float32
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -294,6 +293,7 @@ def pretrain(
     from tqdm import tqdm
 
     from seed.base.modeling import build_model, build_processor, build_tokenizer, count_parameters
+    from seed.files.base_card import CARD, render_base_card, weights_sha256
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     if config.threads:
@@ -432,6 +432,8 @@ def pretrain(
     stable = {k: v for k, v in summary.items() if k != "train_seconds"}
     (tmp / "pretrain_summary.json").write_text(json.dumps(stable, indent=2) + "\n")
     (tmp / "pretrain_loss.json").write_text(json.dumps(history) + "\n")
+    card = render_base_card(config, summary, data_dir, out_dir, weights_sha256(tmp), config.version)
+    (tmp / CARD).write_text(card)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)

@@ -236,3 +236,35 @@ def test_freeze_projector_keeps_the_stage_0_projector(world, tmp_path):
     assert any("multi_modal_projector" in k for k in frozen)
     assert all(torch.equal(a[k], b[k]) for k in frozen)
     assert any(not torch.equal(a[k], b[k]) for k in a if "language_model" in k)
+
+
+def test_model_card_states_the_command_params_and_hashes(world, tmp_path):
+    from huggingface_hub import ModelCard
+
+    from seed.errors import DataError
+    from seed.files.base_card import card_weights_sha256, pretrain_data_hash, verify_card, weights_sha256
+
+    config = PretrainConfig(steps=2, batch_size=4, warmup_steps=1, version="v9", model=TINY_MODEL)
+    out = tmp_path / "m"
+    pretrain(world, out, config, progress=False)
+    card = ModelCard.load(out / "README.md")
+    assert card.data.pipeline_tag == "image-text-to-text" and card.data.library_name == "transformers"
+    meta = card.data.to_dict()["seed_base"]
+    assert meta["version"] == "v9" and meta["data_sha256"] == pretrain_data_hash(world)
+    assert card_weights_sha256(out) == weights_sha256(out) == verify_card(out)
+    assert f"seed pretrain --data {world} --out {out} --steps 2 --batch-size 4 --warmup-steps 1" in card.text
+    assert '"version": "v9"' in card.text  # every parameter, in the JSON block
+    (out / "model.safetensors").write_bytes(b"not the weights")
+    with pytest.raises(DataError, match="differs from the card"):
+        verify_card(out)
+
+
+def test_the_shipped_base_model_matches_its_card():
+    from pathlib import Path
+
+    from seed.files.base_card import verify_card
+
+    shipped = Path(__file__).resolve().parents[1] / "artifacts" / "base-model"
+    if not (shipped / "README.md").is_file():
+        pytest.skip("no base checkpoint with a card in this checkout")
+    verify_card(shipped)
