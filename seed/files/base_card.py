@@ -49,14 +49,13 @@ def pretrain_data_hash(data_dir: str | Path) -> str:
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
-def changed_flags(config: Any) -> list[str]:
-    """``--flag value`` pairs of the `seed pretrain` CLI for every top-level field that differs from
-    its default (the nested ``model`` shape is stated in the parameters block, not as flags)."""
-    defaults = type(config)()
+def command_flags(config: Any) -> list[str]:
+    """``--flag value`` of the `seed pretrain` CLI for every top-level field, so the command does not
+    depend on the params.yaml it runs next to (the nested ``model`` shape is not a flag)."""
     flags = []
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
-        if dataclasses.is_dataclass(value) or value == getattr(defaults, field.name):
+        if dataclasses.is_dataclass(value):
             continue
         shown = str(value).lower() if isinstance(value, bool) else str(value)
         flags.append(f"--{field.name.replace('_', '-')} {shown}")
@@ -70,7 +69,10 @@ def render_base_card(
     vocabulary, final losses); ``weights_hash`` the sha256 of the weights file written beside it."""
     data_hash = pretrain_data_hash(data_dir)
     params = json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True)
-    command = " ".join(["seed pretrain", f"--data {data_dir}", f"--out {out_dir}", *changed_flags(config)])
+    command = " \\\n  ".join(["seed pretrain", f"--data {data_dir} --out {out_dir}", *command_flags(config)])
+    shape = dataclasses.asdict(config.model)
+    if shape != dataclasses.asdict(type(config.model)()):
+        command += f"\n# with params.yaml's pretrain.model: {json.dumps(shape)}"
     meta = {
         "library_name": "transformers",
         "pipeline_tag": "image-text-to-text",

@@ -252,7 +252,10 @@ def test_model_card_states_the_command_params_and_hashes(world, tmp_path):
     meta = card.data.to_dict()["seed_base"]
     assert meta["version"] == "v9" and meta["data_sha256"] == pretrain_data_hash(world)
     assert card_weights_sha256(out) == weights_sha256(out) == verify_card(out)
-    assert f"seed pretrain --data {world} --out {out} --steps 2 --batch-size 4 --warmup-steps 1" in card.text
+    command = card.text.split("```")[1]
+    assert f"seed pretrain \\\n  --data {world} --out {out} \\\n  --steps 2 \\\n  --batch-size 4" in command
+    assert "--version v9" in command and "--freeze-vision false" in command
+    assert "pretrain.model:" in command  # the tiny shape is not the default one
     assert '"version": "v9"' in card.text  # every parameter, in the JSON block
     (out / "model.safetensors").write_bytes(b"not the weights")
     with pytest.raises(DataError, match="differs from the card"):
