@@ -56,7 +56,7 @@ def image_features(
 
     images: PIL images. With ``noise_step`` the processor's pixels of image ``i`` are noised at that
     step with the seed ``sample_seed(sample_ids[i], seed)`` (`seed.core.noise.add_diffusion_noise`, as
-    `seed.teacher.noise_pixels` noises a batch). LLaVA-layout models (``get_image_features`` returning
+    `seed.model.teacher.noise_pixels` noises a batch). LLaVA-layout models (``get_image_features`` returning
     one (patches, hidden) block per image).
     """
     import torch
@@ -98,7 +98,7 @@ def first_token_margins(
 
     Batches are built as `seed.model.generate.answer_batch` builds them (chat template, left padding) and
     read by `seed.model.vcd.decode`'s first step, so the clean margins equal ``answer_all(margins=...)``'s.
-    The noised image is the one VCD contrasts: `seed.teacher.noise_pixels` with ``sample_ids`` and
+    The noised image is the one VCD contrasts: `seed.model.teacher.noise_pixels` with ``sample_ids`` and
     ``seed``. Returns ``(clean, noised)``, each one float per pair; ``noised`` is None without
     ``noise_step``.
     """

@@ -196,7 +196,7 @@ def test_freeze_vision_keeps_the_stage_0_tower(world, tmp_path):
 
 
 def test_fresh_vision_images_are_the_grounding_recipe_drawn_in_memory(world):
-    from seed.pretrain import fresh_vision_images
+    from seed.stages.pretrain import fresh_vision_images
     from seed.world.synth import draw_scene_images, world_config
 
     tokenizer = build_tokenizer(["a cat"])
@@ -267,7 +267,7 @@ def test_the_shipped_base_model_matches_its_card():
 
     from seed.files.base_card import verify_card
 
-    shipped = Path(__file__).resolve().parents[1] / "artifacts" / "base-model"
+    shipped = Path(__file__).resolve().parents[2] / "artifacts" / "base-model"
     if not (shipped / "README.md").is_file():
         pytest.skip("no base checkpoint with a card in this checkout")
     verify_card(shipped)
