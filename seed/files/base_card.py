@@ -30,12 +30,10 @@ PRETRAIN_INPUTS = ("world.json", "annotations.json", "train", "images/train")
 
 
 def weights_sha256(model_dir: str | Path) -> str:
-    """sha256 of the model folder's weights file."""
-    digest = hashlib.sha256()
-    with open(Path(model_dir) / WEIGHTS, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """sha256 of the model folder's weights file (as ``sha256sum``)."""
+    from seed.files.targets import content_hash
+
+    return content_hash(Path(model_dir) / WEIGHTS)
 
 
 def pretrain_data_hash(data_dir: str | Path) -> str:

@@ -91,11 +91,9 @@ class PretrainConfig:
         check_range(SECTION, "grounding_seed", self.grounding_seed, lo=0)
         check_range(SECTION, "grounding_cooccurrence", self.grounding_cooccurrence, lo=0, hi=1)
         check_range(SECTION, "grounding_hard_negative_rate", self.grounding_hard_negative_rate, lo=0, hi=1)
-        for key in ("freeze_vision", "freeze_projector"):
+        for key in ("vision_align", "freeze_vision", "freeze_projector"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{SECTION}.{key} = {getattr(self, key)!r} must be true or false")
-        if not isinstance(self.vision_align, bool):
-            raise ConfigError(f"{SECTION}.vision_align = {self.vision_align!r} must be true or false")
         check_runtime(SECTION, self.dtype, self.device)
         if self.dtype == "float16":
             raise ConfigError(f"{SECTION}.dtype = 'float16' is not supported for training; use 'bfloat16'")
