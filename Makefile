@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 ## demo: install, build the world if missing, run the pipeline (dvc repro), print the results table
 demo: $(STAMP)
-	$(BIN)/python -m seed.demo
+	$(BIN)/python -m flows.demo
 
 ## test: install, lint (ruff), run the test suite
 test: $(STAMP)
