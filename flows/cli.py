@@ -92,7 +92,7 @@ def main_run(argv: list[str] | None = None) -> int:
     prefect_environment(Path(args.workdir))
 
     from flows.pipeline import load_configs, make_workspace, seed_pipeline
-    from seed.report import results_table
+    from seed.eval.report import results_table
 
     data, workdir, params = resolve_paths(args)
     try:  # the flow checks these too; checked here they fail in one line, before any server starts

@@ -199,7 +199,7 @@ def _cmd_controls(args: argparse.Namespace) -> int:
         validation_pope_images=args.validation_pope_images,
         progress=not args.quiet,
     )
-    from seed.report import results_table
+    from seed.eval.report import results_table
 
     print(results_table(metrics))
     print(
@@ -223,7 +223,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         adapter_dir=Path(args.adapter) if args.adapter else None,
         progress=not args.quiet,
     )
-    from seed.report import results_table
+    from seed.eval.report import results_table
 
     print(results_table(metrics))
     return 0

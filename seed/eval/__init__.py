@@ -9,8 +9,9 @@ imports torch or runs a model; generating the answers is another module's job.
 - `seed.eval.chair`: CHAIR_i and CHAIR_s on free captions, objects mapped through a synonym list.
 - `seed.eval.bootstrap`: percentile bootstrap confidence intervals.
 
-Beside the metrics, two modules of stage `evaluate` (the stage itself is `seed.stages.evaluate`):
+Beside the metrics, three modules of stage `evaluate` (the stage itself is `seed.stages.evaluate`):
 
 - `seed.eval.benchmarks`: where the benchmark files are; every file read and checked up front.
 - `seed.eval.runner`: the benchmarks run on one loaded model and one decoding method.
+- `seed.eval.report`: the results table and the plots, from reports/metrics.json.
 """

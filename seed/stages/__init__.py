@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             result = run_distill(progress=False)
         else:
             result = run_evaluate(adapter_dir=ADAPTER if ADAPTER.exists() else None, progress=False)
-            from seed.report import results_table
+            from seed.eval.report import results_table
 
             print(results_table(result))
             return 0

@@ -214,8 +214,8 @@ def evaluate_methods(
          "cost": {method: {forwards_per_token, tokens_per_second, tokens, forwards, steps, seconds}},
          "diagnostics": {method: {...}}, "seconds": {method: s}, "settings": {...}}
     """
+    from seed.eval.report import write_plots
     from seed.model.generate import load_model
-    from seed.report import write_plots
 
     out_dir = Path(out_dir)
     check_inputs(data_dir, config)  # bad data fails here, before a model loads or a file is written

@@ -15,7 +15,7 @@ from seed.base.tiny import save_tiny
 from seed.errors import ConfigError, DataError
 from seed.eval.benchmarks import benchmark_paths, chair_image_list
 from seed.eval.pope import pope_score
-from seed.report import results_table
+from seed.eval.report import results_table
 from seed.stages.evaluate import EvaluateConfig, evaluate_stage, mean_over_seeds, selected_methods
 from seed.world.synth import WorldConfig, synthesize
 

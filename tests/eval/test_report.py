@@ -1,4 +1,4 @@
-"""seed.report: the results table and the plots, from hand-made metrics."""
+"""seed.eval.report: the results table and the plots, from hand-made metrics."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from seed.report import adversarial_cost_points, results_table, write_plots
+from seed.eval.report import adversarial_cost_points, results_table, write_plots
 
 
 def _split(f1: float) -> dict:
