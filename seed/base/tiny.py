@@ -18,10 +18,10 @@ milliseconds on a CPU. The weights are random: outputs are meaningless but deter
 
 from __future__ import annotations
 
-import functools
-import json
 from pathlib import Path
 from typing import Any
+
+from seed.model.processors import has_torchvision, load_processor, processor_class
 
 ARCHS = ("llava", "qwen2_vl", "qwen2_5_vl", "internvl")
 
@@ -139,42 +139,6 @@ def _check_arch(arch: str) -> None:
         from seed.errors import ConfigError
 
         raise ConfigError(f"tiny model arch {arch!r} is unknown; choose one of {', '.join(ARCHS)}")
-
-
-def has_torchvision() -> bool:
-    """Whether torchvision imports here (transformers needs it for every video processor)."""
-    from transformers.utils import is_torchvision_available
-
-    return is_torchvision_available()
-
-
-@functools.cache
-def processor_class(cls: type) -> type:
-    """``cls`` itself where torchvision is available, else ``cls`` without its video processor slot.
-
-    transformers 5.x gives Qwen2-VL and InternVL processors a video processor, every video processor
-    needs torchvision, and ``ProcessorMixin`` cannot even type-check an empty video slot without it
-    (torchvision is not a dependency here: its wheels for torch 2.13 are CUDA builds). The image path
-    does not use it, so without torchvision we return a subclass of the same name whose only
-    sub-processors are the image processor and the tokenizer: all processing code is ``cls``'s own,
-    ``isinstance(p, cls)`` holds, and ``save_pretrained`` records ``processor_class`` as ``cls``.
-    The subclass also loads a saved processor folder: ``processor_class(cls).from_pretrained(path)``.
-    """
-    if has_torchvision() or "video_processor" not in cls.get_attributes():
-        return cls
-
-    def get_attributes(_cls: type) -> list[str]:
-        return [name for name in cls.get_attributes() if name != "video_processor"]
-
-    return type(
-        cls.__name__,
-        (cls,),
-        {
-            "get_attributes": classmethod(get_attributes),
-            "__module__": __name__,
-            "__doc__": f"{cls.__name__} for images only (no torchvision here).",
-        },
-    )
 
 
 def _text_kwargs(tokenizer: Any) -> dict[str, Any]:
@@ -378,25 +342,6 @@ def save_tiny(arch: str, out_dir: str | Path, seed: int = 0) -> Path:
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
     return out_dir
-
-
-def load_processor(path: str | Path) -> Any:
-    """``AutoProcessor.from_pretrained(path)``, or, without torchvision, the image-only variant of its class.
-
-    Without torchvision, ``AutoProcessor`` cannot load any processor that has a video processor
-    (Qwen2-VL, InternVL, ...); the class named in the saved ``processor_config.json`` is loaded
-    through `processor_class` instead, from the same files.
-    """
-    import transformers
-
-    path = Path(path)
-    name = None
-    for file in ("processor_config.json", "preprocessor_config.json", "tokenizer_config.json"):
-        if name is None and (path / file).is_file():
-            name = json.loads((path / file).read_text()).get("processor_class")
-    if has_torchvision() or name is None or not hasattr(transformers, name):
-        return transformers.AutoProcessor.from_pretrained(path)
-    return processor_class(getattr(transformers, name)).from_pretrained(path)
 
 
 def load_tiny(path: str | Path) -> tuple[Any, Any]:

@@ -31,7 +31,7 @@ def load_model(
 ):
     """``(model, processor)`` of a checkpoint (folder or hub id), in eval mode on ``device``.
 
-    The processor of a local folder goes through `seed.base.tiny.load_processor`, which also loads
+    The processor of a local folder goes through `seed.model.processors.load_processor`, which also loads
     Qwen2-VL / InternVL processors where torchvision is missing. With ``adapter`` a PEFT adapter is
     applied and merged, so the served model costs one forward per token. ``dtype="auto"`` keeps the
     checkpoint's dtype; ``trust_remote_code`` stays off unless the user turns it on.
@@ -43,8 +43,8 @@ def load_model(
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from seed.base.tiny import load_processor
     from seed.files.inputs import require_safetensors
+    from seed.model.processors import load_processor
 
     local = Path(model_path)
     if local.exists() and not local.is_dir():

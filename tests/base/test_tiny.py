@@ -7,17 +7,9 @@ import torch
 import transformers
 from PIL import Image
 
-from seed.base.tiny import (
-    ARCHS,
-    build_tiny,
-    build_tokenizer,
-    has_torchvision,
-    load_processor,
-    load_tiny,
-    processor_class,
-    save_tiny,
-)
+from seed.base.tiny import ARCHS, build_tiny, build_tokenizer, load_tiny, save_tiny
 from seed.errors import ConfigError
+from seed.model.processors import has_torchvision, load_processor, processor_class
 
 CLASSES = {
     "llava": ("LlavaForConditionalGeneration", "LlavaProcessor"),
