@@ -11,14 +11,25 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from seed.errors import DataError
 from seed.eval.pope import POPE_SPLITS
 from seed.files.inputs import check_relative_name, read_json
 
-if TYPE_CHECKING:
-    from seed.stages.evaluate import EvaluateConfig
+
+class BenchmarkSettings(Protocol):
+    """Which benchmarks, and where their files are (stage `evaluate`'s `EvaluateConfig` has them all)."""
+
+    benchmarks: list[str]
+    pope_dir: str | None
+    images_dir: str | None
+    mme_dir: str | None
+    instances_file: str | None
+    synonyms_file: str | None
+    chair_images_file: str | None
+    chair_n_images: int
+    max_image_side: int
 
 
 @dataclass(frozen=True)
@@ -34,7 +45,7 @@ class BenchmarkPaths:
     world_dir: Path | None
 
 
-def benchmark_paths(data_dir: Path, config: EvaluateConfig) -> BenchmarkPaths:
+def benchmark_paths(data_dir: Path, config: BenchmarkSettings) -> BenchmarkPaths:
     """The configured real-data paths, each defaulting to the world layout under ``data_dir``."""
     data_dir = Path(data_dir)
 
@@ -92,7 +103,7 @@ def load_instances(path: Path) -> tuple[dict, dict, list[str]]:
     return _instances(str(path), path.stat().st_mtime_ns)
 
 
-def chair_image_list(paths: BenchmarkPaths, config: EvaluateConfig) -> list[dict]:
+def chair_image_list(paths: BenchmarkPaths, config: BenchmarkSettings) -> list[dict]:
     """The images to caption: ``[{"image_id", "file_name"}]``.
 
     From ``chair_images_file`` when there is one (the world's ``chair/images.json``); otherwise
@@ -164,7 +175,7 @@ def load_world_annotations(path: Path) -> dict[str, list[dict]]:
     return data
 
 
-def check_inputs(data_dir: Path, config: EvaluateConfig) -> int:
+def check_inputs(data_dir: Path, config: BenchmarkSettings) -> int:
     """Read every file the configured evaluation will read, and decode every image once.
 
     Runs before any model loads or any answer is written: a malformed POPE line, an unpaired MME

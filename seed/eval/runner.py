@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from seed.errors import DataError
 from seed.eval.benchmarks import (
+    BenchmarkSettings,
     benchmark_paths,
     chair_image_list,
     chair_synonyms,
@@ -28,10 +29,21 @@ from seed.files.atomic import write_jsonl as _write_jsonl
 
 if TYPE_CHECKING:
     from seed.model.vcd import DecodeStats, VCDSettings
-    from seed.stages.evaluate import EvaluateConfig
 
 
-def decoding(config: EvaluateConfig, seed: int, vcd, stats, progress: bool) -> dict:
+class RunSettings(BenchmarkSettings, Protocol):
+    """What a benchmark run reads of its settings (stage `evaluate`'s `EvaluateConfig` has them all)."""
+
+    protocol: str
+    batch_size: int
+    max_new_tokens: int
+    caption_max_new_tokens: int
+    caption_prompt: str
+    bootstrap_resamples: int
+    yes_bias: float
+
+
+def decoding(config: RunSettings, seed: int, vcd, stats, progress: bool) -> dict:
     """The decoding settings every benchmark of one evaluation shares (keyword arguments of answer_all)."""
     return {
         "batch_size": config.batch_size,
@@ -51,7 +63,7 @@ def run_pope(
     pope_dir: Path,
     images_dir: Path,
     answers_dir: Path,
-    config: EvaluateConfig,
+    config: RunSettings,
     seed: int = 0,
     progress: bool = True,
     *,
@@ -110,7 +122,7 @@ def run_mme(
     processor,
     mme_dir: Path,
     answers_dir: Path,
-    config: EvaluateConfig,
+    config: RunSettings,
     seed: int = 0,
     progress: bool = True,
     *,
@@ -169,7 +181,7 @@ def run_colour_probe(
     processor,
     data_dir: Path,
     answers_dir: Path,
-    config: EvaluateConfig,
+    config: RunSettings,
     progress: bool = True,
     *,
     seed: int = 0,
@@ -230,7 +242,7 @@ def run_chair(
     processor,
     data_dir: Path,
     answers_dir: Path,
-    config: EvaluateConfig,
+    config: RunSettings,
     seed: int = 0,
     progress: bool = True,
     *,
@@ -270,7 +282,7 @@ def evaluate_model(
     processor,
     data_dir: Path,
     answers_dir: Path,
-    config: EvaluateConfig,
+    config: RunSettings,
     seed: int = 0,
     progress: bool = True,
     *,

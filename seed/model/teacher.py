@@ -16,14 +16,24 @@ adapted model of stage `distill` (``bias="none"``, adapter disabled), so the tar
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from seed.files.shards import SampleTargets
 
 if TYPE_CHECKING:
     import torch
 
-    from seed.stages.purify import PurifyConfig
+
+class ContrastSettings(Protocol):
+    """What the teacher pass reads of its settings (stage `purify`'s `PurifyConfig` has them all)."""
+
+    noise_step: int
+    seed: int
+    cd_alpha: float
+    cd_beta: float
+    confidence: str
+    adaptive: bool
+    top_k: int
 
 
 def response_positions(labels: torch.Tensor) -> torch.Tensor:
@@ -133,7 +143,7 @@ def teacher_targets(
     forward: Callable[..., torch.Tensor],
     batch: dict[str, Any],
     sample_ids: Sequence[str],
-    config: PurifyConfig,
+    config: ContrastSettings,
     image_ids: set[int],
     dtype: torch.dtype | None = None,
     contrast_pixels: torch.Tensor | None = None,

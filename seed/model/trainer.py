@@ -20,20 +20,45 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from seed.errors import ConfigError, DataError
 from seed.model.parallel import Processes
-from seed.stages.purify import PurifyConfig
+from seed.model.teacher import ContrastSettings
 
 if TYPE_CHECKING:
     import torch
 
     from seed.core.purify import SparseTargets
-    from seed.stages.distill import DistillConfig
 
 # The params.yaml section of the settings this loop reads (`seed.stages.distill.DistillConfig`).
 SECTION = "distill"
+
+
+class TrainSettings(Protocol):
+    """What the loop reads of its settings (stage `distill`'s `DistillConfig` has them all)."""
+
+    loss: str
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    warmup_steps: int
+    grad_clip: float
+    max_steps: int
+    seed: int
+    device: str
+    online: bool
+    checkpoint_every: int
+    gradient_checkpointing: bool
+
+
+class OnlineSettings(ContrastSettings, Protocol):
+    """What online distillation reads of the purify settings (`PurifyConfig` has them all)."""
+
+    max_samples: int
+    batch_size: int
+    max_new_tokens: int
 
 
 @dataclass(frozen=True)
@@ -158,7 +183,7 @@ def enable_gradient_checkpointing(model: Any) -> None:
 
 
 def online_samples(
-    model: Any, processor: Any, data_dir: Path, config: PurifyConfig, progress: bool, procs: Processes
+    model: Any, processor: Any, data_dir: Path, config: OnlineSettings, progress: bool, procs: Processes
 ) -> list[DistillSample]:
     """Online mode: the model (before any adapter) answers the unlabelled split, greedily.
 
@@ -224,8 +249,8 @@ def train_adapter(
     processor: Any,
     data_dir: Path,
     samples: Sequence[DistillSample],
-    config: DistillConfig,
-    purify_config: PurifyConfig | None = None,
+    config: TrainSettings,
+    purify_config: OnlineSettings | None = None,
     targets_dir: Path | None = None,
     progress: bool = True,
     checkpoint_dir: Path | None = None,
@@ -259,7 +284,8 @@ def train_adapter(
     from seed.model.parallel import current_processes
     from seed.model.teacher import teacher_targets, to_device
 
-    purify_config = purify_config or PurifyConfig()
+    if config.online and purify_config is None:
+        raise ConfigError(f"{SECTION}.online: online targets need the purify settings (purify_config)")
     procs = current_processes(config.device)
     _prepare_training(peft_model)
     if config.gradient_checkpointing:
