@@ -438,10 +438,29 @@ def build_parser() -> argparse.ArgumentParser:
 DELEGATED = {
     "validate": ("seed.validate", "main_validate"),
     "pope-score": ("seed.eval.pope", "main_pope_score"),
-    "run": ("flows.cli", "main_run"),
-    "serve": ("flows.cli", "main_serve"),
     "answer": ("seed.mlops.serving", "main_answer"),
 }
+# Commands another installed package adds, through the entry point group below (pyproject.toml):
+# `flows` adds `run` and `serve`, so the pipeline's orchestration sits above `seed`, never inside it.
+PLUGIN_GROUP = "seed.commands"
+PLUGINS = ("run", "serve")
+
+
+def _delegate(name: str):
+    """The ``main(argv) -> int`` of a delegated or plugged-in command."""
+    import importlib
+    from importlib.metadata import entry_points
+
+    if name in DELEGATED:
+        module, func = DELEGATED[name]
+        return getattr(importlib.import_module(module), func)
+    found = entry_points(group=PLUGIN_GROUP, name=name)
+    if not found:
+        raise SeedError(
+            f"`seed {name}` comes from the package `flows` (entry point group {PLUGIN_GROUP}), which is "
+            "not installed here; install this repository with `pip install -e .`"
+        )
+    return next(iter(found)).load()
 
 
 def _delegated_first(argv: list[str]) -> list[str]:
@@ -458,7 +477,7 @@ def _delegated_first(argv: list[str]) -> list[str]:
             i += 2
         else:
             break
-    if moved and i < len(argv) and argv[i] in DELEGATED:
+    if moved and i < len(argv) and (argv[i] in DELEGATED or argv[i] in PLUGINS):
         return [argv[i], *moved, *argv[i + 1 :]]
     return argv
 
@@ -469,11 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         argv = _delegated_first(argv)
-        if argv and argv[0] in DELEGATED:
-            import importlib
-
-            module, func = DELEGATED[argv[0]]
-            return getattr(importlib.import_module(module), func)(argv[1:])
+        if argv and (argv[0] in DELEGATED or argv[0] in PLUGINS):
+            return _delegate(argv[0])(argv[1:])
         parser = build_parser()
         args = parser.parse_args(argv)
         if not getattr(args, "func", None):

@@ -76,3 +76,19 @@ def test_synth_through_the_console_script_is_deterministic(tmp_path):
     assert files and all(
         (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files
     )
+
+
+def test_run_and_serve_come_from_the_flows_plugin():
+    from flows.cli import main_run, main_serve
+    from seed.cli import _delegate
+
+    assert _delegate("run") is main_run and _delegate("serve") is main_serve
+
+
+def test_a_missing_plugin_is_one_error_line(monkeypatch, capsys):
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", lambda **_: [])
+    assert main(["run", "--help"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: `seed run` comes from the package `flows`") and err.count("\n") == 1
