@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from seed.errors import DataError
 from seed.eval.mme import (
-    MME_HALLUCINATION_SUBTASKS,
+    MME_SUBTASKS,
     load_mme,
     load_mme_subtask,
     mme_score,
@@ -100,10 +100,10 @@ def test_load_images_and_questions_folders_layout(tmp_path):
 
 
 def test_load_mme_reads_the_four_subtasks(tmp_path):
-    for name in MME_HALLUCINATION_SUBTASKS:
+    for name in MME_SUBTASKS:
         make_pair(tmp_path / name, f"{name}_0", TWO_LINES)
     loaded = load_mme(tmp_path)
-    assert list(loaded) == list(MME_HALLUCINATION_SUBTASKS)
+    assert list(loaded) == list(MME_SUBTASKS)
     assert all(len(rows) == 2 for rows in loaded.values())
 
 
@@ -224,14 +224,14 @@ def test_mme_score_total_over_four_subtasks():
         "color": rows_for([0, 0]),  # acc 0, acc+ 0 -> 0
     }
     result = mme_score(by_subtask)
-    assert [result[name]["score"] for name in MME_HALLUCINATION_SUBTASKS] == pytest.approx([200, 125, 50, 0])
+    assert [result[name]["score"] for name in MME_SUBTASKS] == pytest.approx([200, 125, 50, 0])
     assert result["total"] == pytest.approx(375)
 
 
 def test_perfect_answers_reach_the_maxima():
-    perfect = {name: rows_for([2, 2, 2]) for name in MME_HALLUCINATION_SUBTASKS}
+    perfect = {name: rows_for([2, 2, 2]) for name in MME_SUBTASKS}
     result = mme_score(perfect)
-    assert all(result[name]["score"] == 200 for name in MME_HALLUCINATION_SUBTASKS)
+    assert all(result[name]["score"] == 200 for name in MME_SUBTASKS)
     assert result["total"] == 800
 
 

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from seed.errors import ConfigError, DataError
+from seed.eval.mme import MME_SUBTASKS
 from seed.eval.pope import POPE_SPLITS
 from seed.params import config_from_dict
-from seed.world.benchmarks import MME_SUBTASKS
 from seed.world.synth import WorldConfig, synthesize
 from seed.world.vocab import CATEGORIES
 

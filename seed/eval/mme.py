@@ -18,7 +18,7 @@ from typing import Any
 from seed.errors import DataError
 from seed.files.inputs import check_prompt
 
-MME_HALLUCINATION_SUBTASKS = ("existence", "count", "position", "color")
+MME_SUBTASKS = ("existence", "count", "position", "color")
 MME_ANSWERS = ("yes", "no")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 QA_FOLDER = "questions_answers_YN"
@@ -131,9 +131,7 @@ def load_mme_subtask(folder: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
-def load_mme(
-    root: str | Path, subtasks: Iterable[str] = MME_HALLUCINATION_SUBTASKS
-) -> dict[str, list[dict[str, Any]]]:
+def load_mme(root: str | Path, subtasks: Iterable[str] = MME_SUBTASKS) -> dict[str, list[dict[str, Any]]]:
     """Read the subtask folders `root/<subtask>` into subtask -> rows (see `load_mme_subtask`)."""
     root = Path(root)
     return {name: load_mme_subtask(root / name) for name in subtasks}
@@ -193,15 +191,15 @@ def mme_subtask_score(
 def mme_score(rows_by_subtask: Mapping[str, list[dict[str, Any]]]) -> dict[str, Any]:
     """Score the hallucination subset: {subtask: `mme_subtask_score`, ..., "total": sum of scores}.
 
-    All four `MME_HALLUCINATION_SUBTASKS` must be present (DataError otherwise); `total` is their
+    All four `MME_SUBTASKS` must be present (DataError otherwise); `total` is their
     score sum, at most 800. Further subtasks are scored too but left out of `total`.
     """
-    missing = [name for name in MME_HALLUCINATION_SUBTASKS if name not in rows_by_subtask]
+    missing = [name for name in MME_SUBTASKS if name not in rows_by_subtask]
     if missing:
         raise DataError("<mme predictions>", f"missing subtask(s) {', '.join(missing)}", field="subtask")
     result: dict[str, Any] = {
         name: mme_subtask_score(rows, source=f"<mme {name} predictions>")
         for name, rows in rows_by_subtask.items()
     }
-    result["total"] = sum(result[name]["score"] for name in MME_HALLUCINATION_SUBTASKS)
+    result["total"] = sum(result[name]["score"] for name in MME_SUBTASKS)
     return result

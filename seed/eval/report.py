@@ -16,9 +16,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from seed.eval.mme import MME_SUBTASKS
 from seed.eval.pope import POPE_SPLITS as SPLITS
 
-MME_SUBTASKS = ("existence", "count", "position", "color")
 COLOURS = {
     "base": "#7f7f7f",
     "vcd": "#ff7f0e",

@@ -36,6 +36,7 @@ import mlflow.pyfunc
 import pandas as pd
 
 from seed.errors import ConfigError, DataError
+from seed.eval.mme import MME_SUBTASKS
 from seed.eval.pope import POPE_SAMPLED_SPLITS, POPE_SPLITS
 from seed.mlops.store_lock import store_lock
 from seed.params import check_range
@@ -48,7 +49,6 @@ SECTION = "promote"
 MODEL_NAME = "seed-lvlm"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
-MME_SUBTASKS = ("existence", "count", "position", "color")
 MME_MAX = 200.0  # an MME subtask scores 100 * acc + 100 * acc+
 EPS = 1e-9  # float slack: a drop of exactly `tolerance` is allowed, a gain of exactly `margin` is not
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from seed.errors import DataError
+from seed.eval.mme import MME_SUBTASKS
 from seed.params import check_range
 from seed.validate.annotations import AnnotationIndex, annotation_tables
 from seed.validate.conversations import conversation_table
@@ -26,7 +27,6 @@ from seed.validate.readers import missing_file, read_json
 from seed.validate.report import Failure, ValidationReport
 from seed.validate.runner import Table, build_report, expect, make_frame
 
-MME_SUBTASKS = ("existence", "count", "position", "color")
 EVAL_IMAGES = "images/eval"
 
 

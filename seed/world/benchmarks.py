@@ -24,7 +24,6 @@ from seed.world.text import left_right_pairs
 from seed.world.vocab import CATEGORY_BY_NAME, CATEGORY_NAMES, SCENE_BY_NAME, article, number_word
 
 POPE_PER_IMAGE = 3
-MME_SUBTASKS = ("existence", "count", "position", "color")
 MME_SUFFIX = " Please answer yes or no."
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from seed.errors import ConfigError, DataError
+from seed.eval.mme import MME_SUBTASKS
 from seed.params import check_range
 from seed.world.benchmarks import (
-    MME_SUBTASKS,
     POPE_PER_IMAGE,
     MmeItem,
     build_pope,
