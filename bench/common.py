@@ -148,7 +148,8 @@ def world(rt: Runtime) -> Path:
         return rt.data
     out = rt.scratch / "world"
     if not (out / "world.json").is_file():
-        from seed.world.synth import WorldConfig, synthesize
+        from seed.world.config import WorldConfig
+        from seed.world.synth import synthesize
 
         config = WorldConfig(n_train=8, n_seed=64, n_pope_images=4, n_mme_images=2, n_chair_images=64)
         synthesize(out, config, progress=False)

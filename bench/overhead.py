@@ -37,7 +37,8 @@ TINY = {
 def tiny_world(rt: Runtime) -> Path:
     out = rt.scratch / "overhead" / "world"
     if not (out / "world.json").is_file():
-        from seed.world.synth import WorldConfig, synthesize
+        from seed.world.config import WorldConfig
+        from seed.world.synth import synthesize
 
         config = WorldConfig(n_train=8, n_seed=4, n_pope_images=4, n_mme_images=2, n_chair_images=4)
         synthesize(out, config, progress=False)

@@ -76,7 +76,8 @@ def _overrides(args: argparse.Namespace, cls) -> dict:
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from seed.params import load_config
-    from seed.world.synth import WorldConfig, synthesize
+    from seed.world.config import WorldConfig
+    from seed.world.synth import synthesize
 
     config = load_config(WorldConfig, "world", args.params, **_overrides(args, WorldConfig))
     start = time.perf_counter()
@@ -269,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
         "`world` section.",
     )
     synth.add_argument("--out", required=True, help="output folder (replaced if it holds a previous world)")
-    from seed.world.synth import WorldConfig
+    from seed.world.config import WorldConfig
 
     _add_dataclass_flags(synth, WorldConfig, "world")
     synth.set_defaults(func=_cmd_synth)

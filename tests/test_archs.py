@@ -19,7 +19,8 @@ from seed.model.generate import image_token_ids, load_pretrained, open_image
 from seed.model.trainer import student_batch
 from seed.stages.distill import DistillConfig, distill, load_targets
 from seed.stages.purify import PurifyConfig, build_targets
-from seed.world.synth import WorldConfig, synthesize
+from seed.world.config import WorldConfig
+from seed.world.synth import synthesize
 
 ARCHS = ["llava", "qwen2_vl", "internvl"]
 PURIFY = PurifyConfig(max_new_tokens=4, batch_size=3, top_k=8, max_samples=3)

@@ -8,7 +8,8 @@ import pytest
 
 from seed.controls import CONTROLS, best_yes_bias, validation_world
 from seed.errors import ConfigError
-from seed.world.synth import WorldConfig, synthesize
+from seed.world.config import WorldConfig
+from seed.world.synth import synthesize
 
 
 def test_best_bias_is_the_smallest_that_maximises_mean_f1():

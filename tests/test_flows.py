@@ -35,7 +35,8 @@ from flows.pipeline import (  # noqa: E402
 from seed.errors import ConfigError, DataError  # noqa: E402
 from seed.files.targets import content_hash  # noqa: E402
 from seed.mlops.registry import MODEL_NAME, TAG_DECISION, TAG_REASON, PromoteConfig  # noqa: E402
-from seed.world.synth import WorldConfig, synthesize  # noqa: E402
+from seed.world.config import WorldConfig  # noqa: E402
+from seed.world.synth import synthesize  # noqa: E402
 
 TINY_MODEL = {
     "image_size": 16,

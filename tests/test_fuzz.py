@@ -321,7 +321,7 @@ yaml_values = json_values | st.sampled_from(["1e-3", "fast", "nan", ".inf", "[1,
 def test_params_loader_raises_only_config_error(tmp_path, section, values, raw):
     from seed.stages.pretrain import PretrainConfig
     from seed.stages.validate import ValidateConfig
-    from seed.world.synth import WorldConfig
+    from seed.world.config import WorldConfig
 
     classes = {
         "evaluate": EvaluateConfig,

@@ -117,7 +117,8 @@ def test_first_token_margins_match_answer_all(tiny_llava):
 def test_seed_probe_writes_every_key(tmp_path):
     from seed.base.tiny import save_tiny
     from seed.cli import main
-    from seed.world.synth import WorldConfig, synthesize
+    from seed.world.config import WorldConfig
+    from seed.world.synth import synthesize
 
     data = tmp_path / "world"
     synthesize(

@@ -20,7 +20,8 @@ from PIL import Image
 
 from seed.base.tiny import save_tiny
 from seed.cli import main
-from seed.world.synth import WorldConfig, synthesize
+from seed.world.config import WorldConfig
+from seed.world.synth import synthesize
 
 SEED = Path(__file__).resolve().parents[1] / "seed"
 FLOWS = SEED.parent / "flows"

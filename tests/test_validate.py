@@ -16,7 +16,8 @@ from seed.validate.annotations import bbox_problem
 from seed.validate.conversations import turn_summary
 from seed.validate.images import inspect_image
 from seed.validate.report import Failure, ValidationReport
-from seed.world.synth import WorldConfig, synthesize
+from seed.world.config import WorldConfig
+from seed.world.synth import synthesize
 
 TINY = WorldConfig(n_train=20, n_seed=5, n_pope_images=10, n_mme_images=4, n_chair_images=5)
 

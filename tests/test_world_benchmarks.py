@@ -17,8 +17,8 @@ from seed.world.benchmarks import (
     mme_position,
     pope_negatives,
 )
+from seed.world.config import WorldConfig
 from seed.world.scene import sample_scene
-from seed.world.synth import WorldConfig
 from seed.world.vocab import CATEGORY_BY_NAME, CATEGORY_NAMES, SCENE_BY_NAME
 
 

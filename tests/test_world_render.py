@@ -7,16 +7,14 @@ import io
 import numpy as np
 from PIL import Image
 
-from seed.world.render import (
+from seed.world.glyphs import (
     GLYPH_MIN_DISTANCE,
     category_glyphs,
-    draw_background,
-    draw_glyph,
-    encode_png,
     glyph_footprint,
     glyph_mask,
     make_glyphs,
 )
+from seed.world.render import draw_background, draw_glyph, encode_png
 from seed.world.vocab import CATEGORY_NAMES, COLOURS, SCENES
 
 

@@ -7,7 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from seed.world.render import glyph_footprint
+from seed.world.config import WorldConfig
+from seed.world.glyphs import glyph_footprint
 from seed.world.scene import (
     PlacedObject,
     WorldScene,
@@ -15,7 +16,6 @@ from seed.world.scene import (
     size_pixels,
     visible_fractions,
 )
-from seed.world.synth import WorldConfig
 from seed.world.vocab import CATEGORY_BY_NAME, SCENE_BY_NAME
 
 

@@ -14,7 +14,8 @@ from seed.errors import ConfigError, DataError
 from seed.eval.mme import MME_SUBTASKS
 from seed.eval.pope import POPE_SPLITS
 from seed.params import config_from_dict
-from seed.world.synth import WorldConfig, synthesize
+from seed.world.config import WorldConfig
+from seed.world.synth import synthesize
 from seed.world.vocab import CATEGORIES
 
 TINY = {"n_train": 20, "n_seed": 5, "n_pope_images": 10, "n_mme_images": 4, "n_chair_images": 5}
@@ -297,7 +298,7 @@ def test_counterfactual_split_asks_atypical_present_and_typical_absent(world):
 
 
 def test_oracle_image_is_the_scene_background_without_its_objects(world, tmp_path):
-    from seed.world.render import glyph_footprint
+    from seed.world.glyphs import glyph_footprint
     from seed.world.synth import render_oracle_seed_images
 
     names = render_oracle_seed_images(world, tmp_path / "oracle")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from seed.world.config import WorldConfig
 from seed.world.scene import PlacedObject, WorldScene, sample_scene
-from seed.world.synth import WorldConfig
 from seed.world.text import (
     CAPTION_PROMPT,
     SHORT_ANSWER,

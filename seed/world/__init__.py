@@ -6,6 +6,7 @@ training conversations, label-free SEED instructions, and POPE, MME and CHAIR ev
 
 from __future__ import annotations
 
-from seed.world.synth import WorldConfig, synthesize
+from seed.world.config import WorldConfig
+from seed.world.synth import synthesize
 
 __all__ = ["WorldConfig", "synthesize"]

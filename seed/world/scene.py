@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from seed.world.render import glyph_footprint
+from seed.world.glyphs import glyph_footprint
 from seed.world.vocab import CATEGORY_BY_NAME, CATEGORY_NAMES, COLOUR_NAMES, SCENE_BY_NAME, SCENES
 
 if TYPE_CHECKING:
-    from seed.world.synth import WorldConfig
+    from seed.world.config import WorldConfig
 
 SIZE_PIXELS = {"small": 5, "medium": 8, "large": 12}  # at image_size 48; scaled with the image
 LARGE_SHARE = 0.4  # share of the non-small objects drawn large (the rest are medium)

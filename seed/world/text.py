@@ -18,7 +18,7 @@ from seed.world.scene import WorldScene, other_colour, typical_choice
 from seed.world.vocab import CATEGORY_BY_NAME, CATEGORY_NAMES, SCENE_BY_NAME, article, number_word
 
 if TYPE_CHECKING:
-    from seed.world.synth import WorldConfig
+    from seed.world.config import WorldConfig
 
 IMAGE_TOKEN = "<image>\n"
 SHORT_ANSWER = "\nAnswer the question using a single word or phrase."

@@ -26,7 +26,8 @@ from seed.model.parallel import Processes, current_processes, launch_command, la
 from seed.model.trainer import local_indices
 from seed.stages.distill import DistillConfig, distill
 from seed.stages.purify import PurifyConfig, build_targets, check_multiprocess_targets
-from seed.world.synth import WorldConfig, synthesize
+from seed.world.config import WorldConfig
+from seed.world.synth import synthesize
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 import forked  # noqa: E402

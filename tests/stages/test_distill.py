@@ -37,7 +37,8 @@ from seed.stages.distill import (
     merge_and_save,
 )
 from seed.stages.purify import PurifyConfig, build_targets
-from seed.world.synth import WorldConfig, synthesize
+from seed.world.config import WorldConfig
+from seed.world.synth import synthesize
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 import forked  # noqa: E402

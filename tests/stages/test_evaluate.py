@@ -17,7 +17,8 @@ from seed.eval.benchmarks import benchmark_paths, chair_image_list
 from seed.eval.pope import pope_score
 from seed.eval.report import results_table
 from seed.stages.evaluate import EvaluateConfig, evaluate_stage, mean_over_seeds, selected_methods
-from seed.world.synth import WorldConfig, synthesize
+from seed.world.config import WorldConfig
+from seed.world.synth import synthesize
 
 POPE_KEYS = {"accuracy", "precision", "recall", "f1", "yes_ratio", "f1_ci"}
 MME_KEYS = {"existence", "count", "position", "color", "total"}

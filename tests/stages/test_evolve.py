@@ -12,7 +12,8 @@ from seed.model.adapter import AdapterConfig
 from seed.stages.distill import DistillConfig
 from seed.stages.evolve import evolve, round_dir
 from seed.stages.purify import PurifyConfig
-from seed.world.synth import WorldConfig, synthesize
+from seed.world.config import WorldConfig
+from seed.world.synth import synthesize
 
 PURIFY = PurifyConfig(max_new_tokens=4, batch_size=8, top_k=8, max_samples=8)
 DISTILL = DistillConfig(batch_size=4, max_steps=2, lr=1e-2, warmup_steps=0, adapter=AdapterConfig(lora_r=2))

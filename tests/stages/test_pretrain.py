@@ -18,7 +18,8 @@ from seed.stages.pretrain import (
     pretrain,
     render_conversation,
 )
-from seed.world.synth import WorldConfig, synthesize
+from seed.world.config import WorldConfig
+from seed.world.synth import synthesize
 
 TINY_MODEL = {
     "image_size": 16,

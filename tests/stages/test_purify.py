@@ -22,7 +22,8 @@ from seed.model.batching import IGNORE_INDEX, build_batch
 from seed.model.generate import open_image
 from seed.params import config_from_dict
 from seed.stages.purify import PurifyConfig, build_targets
-from seed.world.synth import WorldConfig, synthesize
+from seed.world.config import WorldConfig
+from seed.world.synth import synthesize
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 import forked  # noqa: E402
