@@ -21,10 +21,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m flows.demo
 
-## test: install, lint (ruff), run the test suite
+## test: install, lint (ruff), check the layering (import-linter, pyproject.toml), run the test suite
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/pytest -q -m "not gpu"
 
 ## bench: every benchmark once (CPU, float32): writes BENCHMARKS.md and reports/bench.json (~10 min on 2 cores)
@@ -32,7 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports --no-cache
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .

@@ -1,25 +1,28 @@
 """seed: Self-Evolving Distillation (SEED) against hallucination in vision-language models.
 
-The package, from the bottom layer up (lower layers never import higher ones):
+The package, from the bottom layer up. A module imports only from its own layer or the layers
+below it; `make test` checks this with import-linter (the contracts are in pyproject.toml).
 
 ```
+ seed.errors     the one exception type that ends a command in one line (ConfigError)
+ seed.params     reading a params.yaml section into a stage's config dataclass
  seed.core       pure tensor functions: noise (Isolate), identify, purify (Purge), losses (Distil)
  seed.files      on-disk formats: atomic writes, input checks, conversations, the unlabelled samples,
-                 content hashes, targets and their shards, checkpoints
- seed.world      the embedded world: scenes, pixels, words, POPE/MME/CHAIR files (`seed data synth`)
- seed.validate   great-expectations checks of a world or of the official benchmark files
- seed.eval       benchmark rules and metrics (POPE, MME, CHAIR, bootstrap), their files and runner,
-                 and the base-model probes
- seed.model      a transformers VLM at work: loading, decoding and VCD, the teacher pass, the LoRA
-                 adapter, batches, the distillation training loop
+                 content hashes, targets and their shards, checkpoints, the base-model card
+ seed.model      a transformers VLM at work: loading and processors, decoding and VCD, the teacher
+                 pass, the LoRA adapter, batches, the distillation training loop
  seed.base       the embedded model, its vision stage 0, tiny configs of the real architectures
+ seed.eval       benchmark rules and metrics (POPE, MME, CHAIR, bootstrap), their runner, the
+ seed.world      base-model probes and the results report; the embedded world (`seed data synth`);
+ seed.validate   great-expectations checks of a world or of the official benchmark files
+ seed.mlops      the only modules that import MLflow: tracking, registry, serving
  seed.stages     one module per stage (validate, pretrain, purify, distill, evaluate, evolve) and
                  the functions that run every stage for DVC
- seed/*.py       controls (the evidence controls); cli.py for the `seed` command
- seed.mlops      the only modules that import MLflow: tracking, registry, serving
+ seed.controls   the evidence controls
+ seed.cli        the `seed` command; `seed run` and `seed serve` come from flows as plugins
 ```
 
-`flows/` (Prefect) sits above all of it; `seed` never imports Prefect.
+`flows/` (Prefect) sits above all of it; `seed` never imports `flows` or Prefect.
 """
 
 import warnings
