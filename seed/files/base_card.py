@@ -25,8 +25,9 @@ from seed.errors import DataError
 
 CARD = "README.md"
 WEIGHTS = "model.safetensors"
-# What `seed pretrain` reads from a world folder; their hash is the card's data hash.
-PRETRAIN_INPUTS = ("world.json", "annotations.json", "train", "images/train")
+# What `seed pretrain` reads from a world folder (the training split and, for the vocabulary only, the
+# words of the SEED instructions and the POPE and MME questions); their hash is the card's data hash.
+PRETRAIN_INPUTS = ("world.json", "annotations.json", "train", "images/train", "seed/instructions.json", "pope", "mme")
 
 
 def weights_sha256(model_dir: str | Path) -> str:
@@ -105,7 +106,7 @@ Every parameter (`PretrainConfig`):
 ```
 
 Final training loss (EMA) {summary["final_loss_ema"]:.4f}; stage-0 (vision) loss
-{summary["vision_final_loss"] if summary["vision_final_loss"] is not None else "n/a"}.
+{"n/a" if summary["vision_final_loss"] is None else f"{summary['vision_final_loss']:.4f}"}.
 
 ## Hashes
 

@@ -272,3 +272,21 @@ def test_the_shipped_base_model_matches_its_card():
     if not (shipped / "README.md").is_file():
         pytest.skip("no base checkpoint with a card in this checkout")
     verify_card(shipped)
+
+
+def test_the_card_data_hash_covers_the_words_pretrain_reads(world, tmp_path):
+    import shutil
+
+    from seed.files.base_card import pretrain_data_hash
+
+    copy = tmp_path / "w"
+    shutil.copytree(world, copy)
+    before = pretrain_data_hash(copy)
+    for relative in ("pope", "mme", "seed/instructions.json", "train"):
+        target = copy / relative
+        files = [target] if target.is_file() else sorted(p for p in target.rglob("*") if p.is_file())
+        original = files[0].read_bytes()
+        files[0].write_bytes(original + b"\n")
+        assert pretrain_data_hash(copy) != before, relative  # the vocabulary depends on these words
+        files[0].write_bytes(original)
+    assert pretrain_data_hash(copy) == before
