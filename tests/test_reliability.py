@@ -242,6 +242,8 @@ def test_corrupt_training_image_stops_pretrain(capsys, world, tmp_path):
         tmp_path / "model",
         "--steps",
         "1",
+        "--grounding-steps",
+        "0",
         "--batch-size",
         "2",
     )
@@ -351,7 +353,9 @@ def test_malformed_training_file_stops_the_stage(capsys, model, world, tmp_path,
     if command == "purify":
         status, err = seed_purify(capsys, model, world, out)
     else:
-        status, err = run_seed(capsys, "-q", "pretrain", "--data", world, "--out", out, "--steps", "1")
+        status, err = run_seed(
+            capsys, "-q", "pretrain", "--data", world, "--out", out, "--steps", "1", "--grounding-steps", "0"
+        )
     assert_one_line_error(status, err, world / relative)
     assert files_under(out) == []
 
