@@ -51,7 +51,7 @@ def pope_row(reports: Path) -> dict:
 
 def evaluate(model: Path, data: Path, out: Path, adapter: Path | None = None) -> dict:
     args = [
-        "eval",
+        "evaluate",
         "--model",
         str(model),
         "--data",

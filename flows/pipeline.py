@@ -31,7 +31,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
 from seed.errors import ConfigError, DataError
-from seed.stages import ADAPTER, BASE_MODEL, REPORTS, SEED_MODEL, STAGES, TARGETS
+from seed.stages import ADAPTER, BASE_MODEL, REPORTS, SEED_MODEL, STAGE_TABLE, STAGES, TARGETS, StagePaths
 
 FLOW_NAME = "seed-pipeline"
 DEFAULT_CRON = "0 3 * * 0"
@@ -145,33 +145,24 @@ def reproduce(root: Path, stage: str) -> bool:
 
 def report_text(path: Path) -> tuple[bool, str]:
     """``(ok, readable report)`` of a validation report JSON written by stage validate."""
-    from seed.validate.report import Failure, ValidationReport
+    from seed.validate.report import ValidationReport
 
-    data = json.loads(path.read_text())
-    report = ValidationReport(
-        target=data["target"],
-        failures=[Failure(**f) for f in data.get("failures", [])],
-        checked=list(data.get("checked", [])),
-        seconds=float(data.get("seconds", 0.0)),
-    )
+    report = ValidationReport.from_dict(json.loads(path.read_text()))
     return report.ok, report.format()
 
 
 def run_in_process(ws: Workspace, stage: str, config: Any) -> dict:
-    """Call the stage function of `seed.stages` on the workspace paths; returns its summary."""
-    from seed import stages
-
-    if stage == "validate":
-        return stages.run_validate(ws.data, ws.reports / "validation.json", config).to_dict()
-    if stage == "pretrain":
-        return stages.run_pretrain(ws.data, ws.root / BASE_MODEL, config, progress=False)
-    if stage == "purify":
-        return stages.run_purify(ws.model, ws.data, ws.targets, config, progress=False)
-    if stage == "distill":
-        return stages.run_distill(
-            ws.model, ws.data, ws.targets, ws.adapter, ws.seed_model, config, progress=False
-        )
-    return stages.run_evaluate(ws.model, ws.data, ws.reports, config, adapter_dir=ws.adapter, progress=False)
+    """Run a stage of `seed.stages.STAGE_TABLE` on the workspace paths; returns its summary."""
+    paths = StagePaths(
+        data=ws.data,
+        model=ws.model,
+        base_model=ws.root / BASE_MODEL,
+        targets=ws.targets,
+        adapter=ws.adapter,
+        seed_model=ws.seed_model,
+        reports=ws.reports,
+    )
+    return STAGE_TABLE[stage].run(paths, config, False)
 
 
 def brief(summary: dict | None) -> str:
@@ -283,14 +274,13 @@ def track_run(
     return counts
 
 
-@task(name="promote", cache_policy=NO_CACHE, **IO_RETRIES)
-def register_and_promote(
-    ws: Workspace, run_id: str, metrics: dict | None, config: Any
-) -> dict[str, Any] | None:
+@task(cache_policy=NO_CACHE, **IO_RETRIES)
+def promote(ws: Workspace, run_id: str, metrics: dict | None, config: Any) -> dict[str, Any] | None:
     """Register the adapter as a version of seed-lvlm and move `champion` only if it passes the gate."""
     import mlflow
 
-    from seed.mlops.registry import MODEL_NAME, method_scores, promote, register_adapter
+    from seed.mlops import registry
+    from seed.mlops.registry import MODEL_NAME, method_scores, register_adapter
     from seed.mlops.tracking import configure
 
     if not (ws.adapter / "adapter_config.json").is_file():
@@ -301,7 +291,7 @@ def register_and_promote(
     status = "FAILED"  # a retry resumes the run (RUNNING again); only a completed promotion finishes it
     try:
         version, created = register_adapter(ws.adapter, ws.model, method_scores(metrics, "seed"))
-        decision = promote(version.version, method_scores(metrics, "base"), config)
+        decision = registry.promote(version.version, method_scores(metrics, "base"), config)
         mlflow.set_tags({"seed.model_version": version.version, "seed.promotion": decision.alias})
         status = "FINISHED"
     finally:
@@ -360,7 +350,7 @@ def seed_pipeline(
         raise
     metrics = read_metrics(ws, configs["evaluate"])
     track_run(ws, run_id, configs, runs, metrics, "FINISHED")
-    registration = register_and_promote(ws, run_id, metrics, configs["promote"]) if register_model else None
+    registration = promote(ws, run_id, metrics, configs["promote"]) if register_model else None
     return {
         "workdir": str(ws.root),
         "mode": "dvc" if ws.dvc else "in-process",

@@ -318,8 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
     pre.set_defaults(func=_cmd_pretrain)
 
     ev = sub.add_parser(
-        "eval",
-        help="evaluate a model on POPE, MME-hallucination and CHAIR",
+        "evaluate",
+        aliases=["eval"],
+        help="evaluate a model on POPE, MME-hallucination and CHAIR (alias: eval)",
         description="Answer every benchmark with the model (optionally with a PEFT adapter merged) "
         "and write answers files, reports/metrics.json and plots.",
     )

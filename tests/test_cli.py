@@ -14,8 +14,21 @@ def test_help_lists_every_command(capsys):
         main(["--help"])
     assert exc.value.code == 0
     out = capsys.readouterr().out
-    for command in ("data", "validate", "pope-score", "pretrain", "eval"):
+    for command in ("data", "validate", "pope-score", "pretrain", "purify", "distill", "evaluate", "evolve"):
         assert command in out
+
+
+def test_each_stage_command_is_named_as_its_stage_and_eval_stays_an_alias(capsys):
+    from seed.stages import STAGES
+
+    for stage in STAGES:
+        with pytest.raises(SystemExit) as exc:
+            main([stage, "--help"])
+        assert exc.value.code == 0
+        assert f"usage: seed {stage}" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    assert "usage: seed eval" in capsys.readouterr().out
 
 
 def test_pope_score_prints_one_json_object(tmp_path, capsys):

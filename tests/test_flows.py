@@ -28,7 +28,7 @@ from flows.pipeline import (  # noqa: E402
     build_deployment,
     load_configs,
     make_workspace,
-    register_and_promote,
+    promote,
     run_stage,
     seed_pipeline,
 )
@@ -158,7 +158,7 @@ def test_seed_run_end_to_end_on_a_tiny_world(prefect_harness, world, workdir, ca
     assert run.data.tags["seed.model_version"] == "1"
     # the registration task is safe to retry: same adapter, same version, nothing changes
     ws = make_workspace(world, workdir)
-    again = register_and_promote.fn(ws, run.info.run_id, metrics, PromoteConfig(0.0, 0.02))
+    again = promote.fn(ws, run.info.run_id, metrics, PromoteConfig(0.0, 0.02))
     assert again["version"] == "1" and not again["created"] and not again["changed"]
     assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 1
 

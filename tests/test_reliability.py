@@ -99,7 +99,7 @@ def first_pope_image(world: Path) -> Path:
 
 def seed_eval(capsys, model: Path, world: Path, out: Path, *extra: object) -> tuple[int, str]:
     return run_seed(
-        capsys, "-q", "eval", "--model", model, "--data", world, "--out", out, "--methods", "base", *extra
+        capsys, "-q", "evaluate", "--model", model, "--data", world, "--out", out, "--methods", "base", *extra
     )
 
 
@@ -184,7 +184,17 @@ def test_image_side_limit_is_configurable(capsys, model, world, tmp_path):
     params = tmp_path / "params.yaml"
     params.write_text("evaluate:\n  max_image_side: 40\n")
     status, err = run_seed(
-        capsys, "--params", params, "-q", "eval", "--model", model, "--data", world, "--out", tmp_path / "r2"
+        capsys,
+        "--params",
+        params,
+        "-q",
+        "evaluate",
+        "--model",
+        model,
+        "--data",
+        world,
+        "--out",
+        tmp_path / "r2",
     )
     assert_one_line_error(status, err, "max_image_side")
 
@@ -420,13 +430,13 @@ def test_unpaired_mme_questions(capsys, model, world, tmp_path, fault):
         ("purify:\n  flag_tau: 2\n", "purify", "purify.flag_tau"),
         ("distill:\n  lr: -1\n", "distill", "distill.lr"),
         ("distill:\n  adapter:\n    lora_r: 0\n", "distill", "distill.adapter.lora_r"),
-        ("evaluate:\n  cd_beta: 3\n", "eval", "evaluate.cd_beta"),
-        ("evaluate:\n  sample_seeds: 3\n", "eval", "evaluate.sample_seeds"),
-        ("evaluate:\n  batch_size: true\n", "eval", "evaluate.batch_size"),
-        ("evaluate:\n  noise_step: .nan\n", "eval", "evaluate.noise_step"),
-        ("evaluate: [1, 2]\n", "eval", "'evaluate'"),
-        ("evaluate:\n  cd_gamma: 1\n", "eval", "evaluate.cd_gamma"),
-        ("evaluate: [\n", "eval", "line 2"),
+        ("evaluate:\n  cd_beta: 3\n", "evaluate", "evaluate.cd_beta"),
+        ("evaluate:\n  sample_seeds: 3\n", "evaluate", "evaluate.sample_seeds"),
+        ("evaluate:\n  batch_size: true\n", "evaluate", "evaluate.batch_size"),
+        ("evaluate:\n  noise_step: .nan\n", "evaluate", "evaluate.noise_step"),
+        ("evaluate: [1, 2]\n", "evaluate", "'evaluate'"),
+        ("evaluate:\n  cd_gamma: 1\n", "evaluate", "evaluate.cd_gamma"),
+        ("evaluate: [\n", "evaluate", "line 2"),
     ],
 )
 def test_bad_params_value_names_the_key(capsys, model, world, tmp_path, params, command, key):
@@ -439,7 +449,7 @@ def test_bad_params_value_names_the_key(capsys, model, world, tmp_path, params, 
         "pretrain": ["pretrain", "--data", world, "--out", out],
         "purify": ["purify", "--model", model, "--data", world, "--out", out],
         "distill": ["distill", "--model", model, "--data", world, "--targets", tmp_path, "--out", out],
-        "eval": ["eval", "--model", model, "--data", world, "--out", out],
+        "evaluate": ["evaluate", "--model", model, "--data", world, "--out", out],
     }[command]
     if command == "validate":  # `seed validate` reads its limit from --max-image-side, checked by the stage
         from seed.errors import ConfigError

@@ -26,7 +26,7 @@ from typing import Any
 from seed.errors import ConfigError, SeedError
 from seed.params import check_range
 
-SECTION = "adapter"
+SECTION = "distill.adapter"  # where params.yaml holds these settings
 
 # Submodule names of vision towers and multimodal projectors across transformers VLMs; a Linear
 # layer under one of them is never a LoRA target, even if the language model's prefix covers it.

@@ -23,13 +23,16 @@ data/ --validate--> reports/validation.json
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from seed.files.atomic import write_json
 
-STAGES = ("validate", "pretrain", "purify", "distill", "evaluate")
 # Default locations, relative to the working directory (the repo root for `dvc repro`).
 DATA = Path("data")
 BASE_MODEL = Path("artifacts/base-model")
@@ -43,19 +46,9 @@ def load_stage_config(stage: str, params: str | Path = "params.yaml", **override
     """The config dataclass of ``stage`` read from its params.yaml section."""
     from seed.params import load_config
 
-    if stage == "validate":
-        from seed.stages.validate import ValidateConfig as cls
-    elif stage == "pretrain":
-        from seed.stages.pretrain import PretrainConfig as cls
-    elif stage == "purify":
-        from seed.stages.purify import PurifyConfig as cls
-    elif stage == "distill":
-        from seed.stages.distill import DistillConfig as cls
-    elif stage == "evaluate":
-        from seed.stages.evaluate import EvaluateConfig as cls
-    else:
+    if stage not in STAGE_TABLE:
         raise ValueError(f"unknown stage {stage!r}; stages: {', '.join(STAGES)}")
-    return load_config(cls, stage, params, **overrides)
+    return load_config(STAGE_TABLE[stage].config_class(), stage, params, **overrides)
 
 
 def run_validate(data_dir: Path = DATA, report_path: Path = REPORTS / "validation.json", config=None):
@@ -137,6 +130,96 @@ def run_evaluate(
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class StagePaths:
+    """Where the stages of one pipeline run read and write; the defaults are the DVC project's layout."""
+
+    data: Path = DATA
+    model: str | Path = BASE_MODEL  # the base model that purify, distill and evaluate read (path or hub id)
+    base_model: Path = BASE_MODEL  # where pretrain writes
+    targets: Path = TARGETS
+    adapter: Path = ADAPTER
+    seed_model: Path = SEED_MODEL
+    reports: Path = REPORTS
+
+
+def _as_json(summary: dict) -> tuple[str, int]:
+    return json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2, default=str), 0
+
+
+def _show_validation(summary: dict) -> tuple[str, int]:
+    from seed.validate.report import ValidationReport
+
+    report = ValidationReport.from_dict(summary)
+    return report.format(), 0 if report.ok else 1
+
+
+def _show_results(summary: dict) -> tuple[str, int]:
+    from seed.eval.report import results_table
+
+    return results_table(summary), 0
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One stage: its name (DVC stage, params.yaml section, flow task, MLflow tag), its config
+    dataclass (``"module:Class"``), how to run it on a `StagePaths` and how to show its summary."""
+
+    name: str
+    config: str
+    run: Callable[[StagePaths, Any, bool], dict]  # (paths, config, progress) -> summary
+    show: Callable[[dict], tuple[str, int]] = _as_json  # summary -> (text, exit code)
+
+    def config_class(self) -> type:
+        module, cls = self.config.split(":")
+        return getattr(importlib.import_module(module), cls)
+
+
+# The one table of the pipeline's stages, in pipeline order; every dispatcher reads it.
+STAGE_TABLE: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (
+        Stage(
+            "validate",
+            "seed.stages.validate:ValidateConfig",
+            lambda p, c, progress: run_validate(p.data, p.reports / "validation.json", c).to_dict(),
+            _show_validation,
+        ),
+        Stage(
+            "pretrain",
+            "seed.stages.pretrain:PretrainConfig",
+            lambda p, c, progress: run_pretrain(p.data, p.base_model, c, progress=progress),
+        ),
+        Stage(
+            "purify",
+            "seed.stages.purify:PurifyConfig",
+            lambda p, c, progress: run_purify(p.model, p.data, p.targets, c, progress=progress),
+        ),
+        Stage(
+            "distill",
+            "seed.stages.distill:DistillConfig",
+            lambda p, c, progress: run_distill(
+                p.model, p.data, p.targets, p.adapter, p.seed_model, c, progress=progress
+            ),
+        ),
+        Stage(
+            "evaluate",
+            "seed.stages.evaluate:EvaluateConfig",
+            lambda p, c, progress: run_evaluate(
+                p.model,
+                p.data,
+                p.reports,
+                c,
+                adapter_dir=p.adapter if Path(p.adapter).exists() else None,
+                progress=progress,
+            ),
+            _show_results,
+        ),
+    )
+}
+STAGES = tuple(STAGE_TABLE)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``python -m seed.stages <stage>``: run one stage on the default paths (what dvc.yaml calls)."""
     import os
@@ -148,26 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) != 1 or argv[0] not in STAGES:
         print(f"usage: python -m seed.stages {{{','.join(STAGES)}}}", file=sys.stderr)
         return 2
-    stage = argv[0]
+    stage = STAGE_TABLE[argv[0]]
     try:
-        if stage == "validate":
-            report = run_validate()
-            print(report.format())
-            return 0 if report.ok else 1
-        if stage == "pretrain":
-            result = run_pretrain(progress=False)
-        elif stage == "purify":
-            result = run_purify(progress=False)
-        elif stage == "distill":
-            result = run_distill(progress=False)
-        else:
-            result = run_evaluate(adapter_dir=ADAPTER if ADAPTER.exists() else None, progress=False)
-            from seed.eval.report import results_table
-
-            print(results_table(result))
-            return 0
+        summary = stage.run(StagePaths(), load_stage_config(stage.name), False)
     except SeedError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2, default=str))
-    return 0
+    text, code = stage.show(summary)
+    print(text)
+    return code

@@ -118,14 +118,7 @@ class DistillConfig:
                     f"unknown key(s) {', '.join(f'{SECTION}.adapter.{k}' for k in unknown)}; "
                     f"known keys: {', '.join(known)}"
                 )
-            try:
-                self.adapter = AdapterConfig(**self.adapter)
-            except ConfigError as exc:
-                # AdapterConfig names its keys "adapter.<field>"; in params.yaml they live under distill.
-                message = str(exc)
-                raise ConfigError(
-                    f"{SECTION}.{message}" if message.startswith("adapter.") else message
-                ) from exc
+            self.adapter = AdapterConfig(**self.adapter)  # its errors name distill.adapter.<field>
         elif not isinstance(self.adapter, AdapterConfig):
             raise ConfigError(f"{SECTION}.adapter = {self.adapter!r} must be a mapping of LoRA settings")
 

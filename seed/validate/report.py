@@ -84,6 +84,16 @@ class ValidationReport:
         lines += [f"  {item}" for item in self.checked]
         return "\n".join(lines)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
+        """The report that `to_dict` wrote (``ok`` is recomputed from the failures)."""
+        return cls(
+            target=data["target"],
+            failures=[Failure(**f) for f in data.get("failures", [])],
+            checked=list(data.get("checked", [])),
+            seconds=float(data.get("seconds", 0.0)),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: ok, target, seconds, failures (as dicts) and checked."""
         return {

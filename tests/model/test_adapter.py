@@ -86,10 +86,10 @@ def test_config_defaults_and_validation():
         ("target_modules", []),
         ("target_modules", "q_proj("),
     ]:
-        with pytest.raises(ConfigError, match=f"adapter.{field}"):
+        with pytest.raises(ConfigError, match=f"distill.adapter.{field}"):
             AdapterConfig(**{field: bad})
-    with pytest.raises(ConfigError, match="adapter.lora_rank"):
-        config_from_dict(AdapterConfig, {"lora_rank": 8}, "adapter")
+    with pytest.raises(ConfigError, match="distill.adapter.lora_rank"):
+        config_from_dict(AdapterConfig, {"lora_rank": 8}, "distill.adapter")
     assert AdapterConfig(target_modules=["q_proj", "v_proj"]).target_modules == ["q_proj", "v_proj"]
 
 
