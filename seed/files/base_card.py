@@ -27,7 +27,15 @@ CARD = "README.md"
 WEIGHTS = "model.safetensors"
 # What `seed pretrain` reads from a world folder (the training split and, for the vocabulary only, the
 # words of the SEED instructions and the POPE and MME questions); their hash is the card's data hash.
-PRETRAIN_INPUTS = ("world.json", "annotations.json", "train", "images/train", "seed/instructions.json", "pope", "mme")
+PRETRAIN_INPUTS = (
+    "world.json",
+    "annotations.json",
+    "train",
+    "images/train",
+    "seed/instructions.json",
+    "pope",
+    "mme",
+)
 
 
 def weights_sha256(model_dir: str | Path) -> str:
