@@ -1,22 +1,22 @@
-"""The `seed` command: one subcommand per stage of the pipeline, plus scoring and validation tools.
-
-Every subcommand reads its defaults from its own section of ``params.yaml`` (``--params`` to choose
-another file); flags override the file. Bad input ends in one ``error: ...`` line naming the file and
-field, and exit status 2, never a traceback. Anything else that escapes a subcommand is a bug: its
-traceback is printed with a last ``error: unexpected ...`` line that says so, and exit status 1.
-"""
+"""The argument parser of the `seed` command: one subparser per subcommand, flags from the config
+dataclasses."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
-import sys
-import time
-from pathlib import Path
 
-from seed.errors import SeedError
+from seed.cli.commands import (
+    _cmd_controls,
+    _cmd_distill,
+    _cmd_eval,
+    _cmd_evolve,
+    _cmd_oracle,
+    _cmd_pretrain,
+    _cmd_probe,
+    _cmd_purify,
+    _cmd_synth,
+)
 
 EPILOG = """\
 the default pipeline (what `make demo` runs):
@@ -64,189 +64,6 @@ def _add_dataclass_flags(
             metavar=metavar,
             help=f"{section}.{f.name} (default {default})",
         )
-
-
-def _overrides(args: argparse.Namespace, cls) -> dict:
-    return {
-        f.name: getattr(args, f.name)
-        for f in dataclasses.fields(cls)
-        if getattr(args, f.name, None) is not None
-    }
-
-
-def _cmd_synth(args: argparse.Namespace) -> int:
-    from seed.params import load_config
-    from seed.world.config import WorldConfig
-    from seed.world.synth import synthesize
-
-    config = load_config(WorldConfig, "world", args.params, **_overrides(args, WorldConfig))
-    start = time.perf_counter()
-    summary = synthesize(Path(args.out), config, progress=not args.quiet)
-    print(
-        json.dumps(
-            {"out": str(args.out), "seconds": round(time.perf_counter() - start, 1), **summary}, indent=2
-        )
-    )
-    return 0
-
-
-def _cmd_pretrain(args: argparse.Namespace) -> int:
-    from seed.params import load_config
-    from seed.stages.pretrain import PretrainConfig, pretrain
-
-    config = load_config(PretrainConfig, "pretrain", args.params, **_overrides(args, PretrainConfig))
-    summary = pretrain(args.data, args.out, config, progress=not args.quiet)
-    summary.pop("config")
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
-def _cmd_purify(args: argparse.Namespace) -> int:
-    from seed.params import load_config
-    from seed.stages import run_purify
-    from seed.stages.purify import PurifyConfig
-
-    config = load_config(PurifyConfig, "purify", args.params, **_overrides(args, PurifyConfig))
-    summary = run_purify(Path(args.model), Path(args.data), Path(args.out), config, progress=not args.quiet)
-    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2, default=str))
-    return 0
-
-
-def _cmd_distill(args: argparse.Namespace) -> int:
-    from seed.params import load_config
-    from seed.stages.distill import DistillConfig, distill, merge_and_save
-
-    config = load_config(DistillConfig, "distill", args.params, **_overrides(args, DistillConfig))
-    summary = distill(
-        Path(args.model), Path(args.data), Path(args.targets), Path(args.out), config, progress=not args.quiet
-    )
-    if args.merged:
-        merge_and_save(Path(args.model), Path(args.out), Path(args.merged))
-    print(
-        json.dumps(
-            {k: v for k, v in summary.items() if k not in ("config", "targets_meta")}, indent=2, default=str
-        )
-    )
-    return 0
-
-
-def _cmd_evolve(args: argparse.Namespace) -> int:
-    from seed.params import load_config
-    from seed.stages.distill import DistillConfig
-    from seed.stages.evolve import evolve
-    from seed.stages.purify import PurifyConfig
-
-    purify_config = load_config(PurifyConfig, "purify", args.params)
-    distill_config = load_config(DistillConfig, "distill", args.params)
-    evaluate = None
-    if not args.no_eval:
-        from seed.eval.runner import evaluate_model
-        from seed.model.generate import load_model
-        from seed.stages.evaluate import EvaluateConfig
-
-        eval_config = load_config(EvaluateConfig, "evaluate", args.params)
-
-        def evaluate(model_dir: Path) -> dict:
-            model, processor = load_model(model_dir)
-            return evaluate_model(
-                model,
-                processor,
-                Path(args.data),
-                Path(model_dir) / "answers",
-                eval_config,
-                progress=not args.quiet,
-            )
-
-    rounds = evolve(
-        Path(args.model),
-        Path(args.data),
-        Path(args.workdir),
-        purify_config,
-        distill_config,
-        rounds=args.rounds,
-        evaluate=evaluate,
-        progress=not args.quiet,
-    )
-    print(json.dumps(rounds, indent=2, default=str))
-    return 0
-
-
-def _cmd_oracle(args: argparse.Namespace) -> int:
-    from seed.world.synth import render_oracle_seed_images
-
-    names = render_oracle_seed_images(Path(args.data), Path(args.out))
-    print(json.dumps({"out": str(args.out), "images": len(names)}))
-    return 0
-
-
-def _cmd_controls(args: argparse.Namespace) -> int:
-    from seed.controls import run_controls
-    from seed.stages import load_stage_config
-
-    adapter = Path(args.adapter) if args.adapter else None
-    if adapter is not None and not adapter.is_dir():
-        adapter = None
-        print(f"note: no adapter at {args.adapter}; the seed row is trained here")
-    metrics = run_controls(
-        Path(args.model),
-        Path(args.data),
-        Path(args.workdir),
-        Path(args.out),
-        load_stage_config("purify", args.params),
-        load_stage_config("distill", args.params),
-        load_stage_config("evaluate", args.params),
-        adapter_dir=adapter,
-        validation_seed=args.validation_seed,
-        validation_pope_images=args.validation_pope_images,
-        progress=not args.quiet,
-    )
-    from seed.eval.report import results_table
-
-    print(results_table(metrics))
-    print(
-        f"yes/no bias of the bias control (tuned on world seed {args.validation_seed}): "
-        f"{metrics['controls']['bias']['yes_bias']:+.2f}; written {args.out}"
-    )
-    return 0
-
-
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from seed.params import load_config
-    from seed.stages import run_evaluate
-    from seed.stages.evaluate import EvaluateConfig
-
-    config = load_config(EvaluateConfig, "evaluate", args.params, **_overrides(args, EvaluateConfig))
-    metrics = run_evaluate(
-        Path(args.model),
-        Path(args.data),
-        Path(args.out),
-        config,
-        adapter_dir=Path(args.adapter) if args.adapter else None,
-        progress=not args.quiet,
-    )
-    from seed.eval.report import results_table
-
-    print(results_table(metrics))
-    return 0
-
-
-def _cmd_probe(args: argparse.Namespace) -> int:
-    from seed.eval.probe import run_probe
-    from seed.params import load_config
-    from seed.stages.purify import PurifyConfig
-
-    purify = load_config(PurifyConfig, "purify", args.params, noise_step=args.noise_step, seed=args.seed)
-    report = run_probe(
-        Path(args.model),
-        Path(args.data),
-        Path(args.out),
-        noise_step=purify.noise_step,
-        probe_images=args.probe_images,
-        seed=purify.seed,
-        progress=not args.quiet,
-    )
-    print(json.dumps({k: v for k, v in report.items() if k != "settings"}, indent=2))
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -435,89 +252,3 @@ def build_parser() -> argparse.ArgumentParser:
     probe.add_argument("--seed", type=int, default=None, help="noise and probe seed (default: purify.seed)")
     probe.set_defaults(func=_cmd_probe)
     return parser
-
-
-DELEGATED = {
-    "validate": ("seed.validate", "main_validate"),
-    "pope-score": ("seed.eval.pope", "main_pope_score"),
-    "answer": ("seed.mlops.serving", "main_answer"),
-}
-# Commands another installed package adds, through the entry point group below (pyproject.toml):
-# `flows` adds `run` and `serve`, so the pipeline's orchestration sits above `seed`, never inside it.
-PLUGIN_GROUP = "seed.commands"
-PLUGINS = ("run", "serve")
-
-
-def _delegate(name: str):
-    """The ``main(argv) -> int`` of a delegated or plugged-in command."""
-    import importlib
-    from importlib.metadata import entry_points
-
-    if name in DELEGATED:
-        module, func = DELEGATED[name]
-        return getattr(importlib.import_module(module), func)
-    found = entry_points(group=PLUGIN_GROUP, name=name)
-    if not found:
-        raise SeedError(
-            f"`seed {name}` comes from the package `flows` (entry point group {PLUGIN_GROUP}), which is "
-            "not installed here; install this repository with `pip install -e .`"
-        )
-    return next(iter(found)).load()
-
-
-def _delegated_first(argv: list[str]) -> list[str]:
-    """``seed --params P -q run ...`` -> ``run --params P -q ...``: a delegated command parses its own
-    options, so global options written before it are handed to it (its parser names any it lacks)."""
-    moved: list[str] = []
-    i = 0
-    while i < len(argv):
-        if argv[i] in ("-q", "--quiet") or argv[i].startswith("--params="):
-            moved.append(argv[i])
-            i += 1
-        elif argv[i] == "--params" and i + 1 < len(argv):
-            moved += argv[i : i + 2]
-            i += 2
-        else:
-            break
-    if moved and i < len(argv) and (argv[i] in DELEGATED or argv[i] in PLUGINS):
-        return [argv[i], *moved, *argv[i + 1 :]]
-    return argv
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        argv = _delegated_first(argv)
-        if argv and (argv[0] in DELEGATED or argv[0] in PLUGINS):
-            return _delegate(argv[0])(argv[1:])
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        if not getattr(args, "func", None):
-            target = parser
-            if args.command == "data":
-                target = parser._subparsers._group_actions[0].choices["data"]  # noqa: SLF001
-            target.print_help()
-            return 0 if args.command is None else 2
-        return args.func(args)
-    except SeedError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # a bug, or bad input that no check catches yet: never a bare traceback
-        import traceback
-
-        traceback.print_exc()
-        print(
-            f"error: unexpected {type(exc).__name__} (a bug in seed: bad input should end in one line "
-            "naming the file and field); please report it with the traceback above",
-            file=sys.stderr,
-        )
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

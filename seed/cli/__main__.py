@@ -1,0 +1,7 @@
+"""``python -m seed.cli``: the `seed` command (what torchrun launches for a multi-process purify)."""
+
+import sys
+
+from seed.cli import main
+
+sys.exit(main())
