@@ -23,7 +23,7 @@ the default pipeline (what `make demo` runs):
   seed data synth --out data --seed 0      build the embedded world
   seed validate data                       check it with great-expectations
   seed pretrain --data data --out artifacts/base-model
-  seed eval --model artifacts/base-model --data data --out reports
+  seed evaluate --model artifacts/base-model --data data --out reports
   seed controls                            the six control rows -> reports/controls.json
   seed probe                               probe the base model -> reports/base_probe.json
 
