@@ -19,6 +19,7 @@ No stage logic lives here. Only the I/O tasks (MLflow) retry.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -139,8 +140,16 @@ def reproduce(root: Path, stage: str) -> bool:
 
     python_first_on_path()
     target = f"{root / 'dvc.yaml'}:{stage}"  # DVC reads a bare stage name against the working directory
-    with Repo(str(root)) as repo:
-        return bool(repo.reproduce(target, single_item=True))
+    # DVC's INFO lines (running, skipping, lock updated, `git add` hints) would be printed twice, once
+    # by DVC and once through Prefect's logger; run_stage prints each stage's start, time and outcome.
+    dvc_logger = logging.getLogger("dvc")
+    level = dvc_logger.level
+    dvc_logger.setLevel(logging.WARNING)
+    try:
+        with Repo(str(root)) as repo:
+            return bool(repo.reproduce(target, single_item=True))
+    finally:
+        dvc_logger.setLevel(level)
 
 
 def report_text(path: Path) -> tuple[bool, str]:

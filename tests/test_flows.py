@@ -209,7 +209,7 @@ def test_seed_run_prints_the_report_and_exits_1_on_invalid_data(
 # Inside a DVC project: stages go through `dvc repro`
 
 
-def test_dvc_project_reproduces_skips_and_stops_on_invalid_data(world, tmp_path, monkeypatch):
+def test_dvc_project_reproduces_skips_and_stops_on_invalid_data(world, tmp_path, monkeypatch, capfd):
     from dvc.repo import Repo
 
     (tmp_path / "elsewhere").mkdir()
@@ -229,6 +229,10 @@ def test_dvc_project_reproduces_skips_and_stops_on_invalid_data(world, tmp_path,
     assert first.ok and first.seconds is not None and first.report.startswith("VALID")
     second = run_stage.fn(ws, "validate", config)
     assert second.ok and second.seconds is None  # up to date: DVC skipped it
+    shown = capfd.readouterr()
+    assert "validate: up to date, skipped (dvc)" in shown.out
+    for dvc_line in ("Running stage", "didn't change", "Updating lock file"):  # run_stage says it once
+        assert dvc_line not in shown.out + shown.err
     lock = yaml.safe_load((project / "dvc.lock").read_text())
     assert lock["stages"]["validate"]["params"]["params.yaml"] == {"validate": {"max_image_side": 1024}}
     with Repo(str(project)) as repo:
