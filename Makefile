@@ -21,11 +21,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m flows.demo
 
-## test: install, lint (ruff), check the layering (import-linter, pyproject.toml), run the test suite
+## test: install, lint (ruff), check the layering (import-linter) and dead code (vulture), run the test suite
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
+	$(BIN)/vulture
 	$(BIN)/pytest -q -m "not gpu"
 
 ## bench: every benchmark once (CPU, float32): writes BENCHMARKS.md and reports/bench.json (~10 min on 2 cores)
@@ -33,7 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports --no-cache
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports --no-cache && $(BIN)/vulture
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .

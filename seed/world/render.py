@@ -12,7 +12,6 @@ apart.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -106,8 +105,3 @@ def encode_png(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(image, dtype=np.uint8)).save(buffer, format="PNG", compress_level=6)
     return buffer.getvalue()
-
-
-def save_png(image: np.ndarray, path: Path) -> None:
-    """Write an (h, w, 3) uint8 array as an RGB PNG with no metadata."""
-    Path(path).write_bytes(encode_png(image))
