@@ -104,7 +104,7 @@ def make_workspace(data_dir: str | Path, workdir: str | Path, base_model: str | 
 
 def load_configs(ws: Workspace, params_path: str | Path, overrides: dict | None = None) -> dict[str, Any]:
     """The config of every section the run uses: params.yaml sections, with ``overrides`` (not in DVC)."""
-    from seed.mlops.registry import PromoteConfig
+    from seed.mlops.gate import PromoteConfig
     from seed.params import load_config
     from seed.stages import load_stage_config
 
@@ -289,7 +289,8 @@ def promote(ws: Workspace, run_id: str, metrics: dict | None, config: Any) -> di
     import mlflow
 
     from seed.mlops import registry
-    from seed.mlops.registry import MODEL_NAME, method_scores, register_adapter
+    from seed.mlops.gate import method_scores
+    from seed.mlops.registry import MODEL_NAME, register_adapter
     from seed.mlops.tracking import configure
 
     if not (ws.adapter / "adapter_config.json").is_file():

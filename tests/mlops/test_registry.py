@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from seed.errors import ConfigError, DataError
+from seed.mlops.gate import PromoteConfig, method_scores, missing_scores, promotion_decision
 from seed.mlops.registry import (
     CHALLENGER,
     CHAMPION,
@@ -15,14 +16,10 @@ from seed.mlops.registry import (
     TAG_DECISION,
     TAG_REASON,
     TAG_SCORES,
-    PromoteConfig,
     alias_version,
     answer,
     load_registered,
-    method_scores,
-    missing_scores,
     promote,
-    promotion_decision,
     register_adapter,
     requirements,
 )

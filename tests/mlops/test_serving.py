@@ -18,7 +18,8 @@ def tiny(tmp_path_factory, mlflow_template) -> dict[str, Path]:
     from PIL import Image
 
     from seed.base.tiny import load_tiny, save_tiny
-    from seed.mlops.registry import PromoteConfig, promote, register_adapter
+    from seed.mlops.gate import PromoteConfig
+    from seed.mlops.registry import promote, register_adapter
     from seed.mlops.tracking import configure
     from seed.model.adapter import AdapterConfig, attach_adapter, save_adapter
 
