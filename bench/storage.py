@@ -103,7 +103,8 @@ def pad_vocab(model: Any, vocab: int) -> Any:
 
 def stored_bytes(rt: Runtime, vocab: int) -> dict[str, Any] | None:
     """Bytes of the target tensors and files of ``rt.targets`` against dense float16 of ``vocab``; None if absent."""
-    from seed.files.targets import read_manifest, read_shard
+    from seed.files.manifest import read_manifest
+    from seed.files.targets import read_shard
 
     if not (rt.targets / "manifest.json").is_file():
         return None

@@ -12,7 +12,7 @@ import torch
 from seed.base.tiny import save_tiny
 from seed.core.noise import add_diffusion_noise, sample_seed
 from seed.core.purify import densify, purify_logits, sparsify_targets
-from seed.files.targets import read_manifest
+from seed.files.manifest import read_manifest
 from seed.model.adapter import AdapterConfig, find_lora_targets
 from seed.model.batching import IGNORE_INDEX, build_batch, render_prompt
 from seed.model.generate import image_token_ids, load_pretrained, open_image

@@ -33,7 +33,7 @@ from flows.pipeline import (  # noqa: E402
     seed_pipeline,
 )
 from seed.errors import ConfigError, DataError  # noqa: E402
-from seed.files.targets import content_hash  # noqa: E402
+from seed.files.hashing import content_hash  # noqa: E402
 from seed.mlops.gate import PromoteConfig  # noqa: E402
 from seed.mlops.registry import MODEL_NAME, TAG_DECISION, TAG_REASON  # noqa: E402
 from seed.world.config import WorldConfig  # noqa: E402

@@ -25,7 +25,8 @@ from seed.eval.chair import load_coco_instances, load_synonyms
 from seed.eval.mme import mme_subtask_score
 from seed.eval.pope import pope_score
 from seed.files.conversation import load_conversations
-from seed.files.targets import MANIFEST_NAME, read_manifest, read_shard, write_manifest, write_shard
+from seed.files.manifest import MANIFEST_NAME, read_manifest, write_manifest
+from seed.files.targets import read_shard, write_shard
 from seed.params import load_config
 from seed.stages.evaluate import EvaluateConfig
 from seed.validate.readers import read_json, read_jsonl

@@ -661,7 +661,8 @@ def test_written_model_and_targets_hold_no_pickle(model_template, tmp_path):
 
     from seed.core.purify import SparseTargets
     from seed.files.inputs import PICKLE_SUFFIXES
-    from seed.files.targets import write_manifest, write_shard
+    from seed.files.manifest import write_manifest
+    from seed.files.targets import write_shard
 
     sparse = SparseTargets(
         torch.zeros(2, 2, dtype=torch.int32), torch.zeros(2, 2, dtype=torch.float16), torch.zeros(2)

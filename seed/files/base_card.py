@@ -40,14 +40,14 @@ PRETRAIN_INPUTS = (
 
 def weights_sha256(model_dir: str | Path) -> str:
     """sha256 of the model folder's weights file (as ``sha256sum``)."""
-    from seed.files.targets import content_hash
+    from seed.files.hashing import content_hash
 
     return content_hash(Path(model_dir) / WEIGHTS)
 
 
 def pretrain_data_hash(data_dir: str | Path) -> str:
     """sha256 over the world files that pretraining reads (`PRETRAIN_INPUTS`, each by content)."""
-    from seed.files.targets import content_hash
+    from seed.files.hashing import content_hash
 
     data_dir = Path(data_dir)
     parts = [

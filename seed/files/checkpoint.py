@@ -157,7 +157,7 @@ def save_checkpoint(
     """
     from safetensors.torch import save
 
-    from seed.files.targets import content_hash
+    from seed.files.hashing import content_hash
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -210,7 +210,7 @@ def load_checkpoint(
     import torch
     from safetensors.torch import load_file
 
-    from seed.files.targets import content_hash
+    from seed.files.hashing import content_hash
 
     folder = Path(folder)
     if not folder.is_dir():

@@ -64,7 +64,7 @@ def read_sidecar(shard_path: Path) -> dict[str, Any]:
 
 def reusable_sidecar(shard_path: Path, run: dict[str, Any], first: int, count: int) -> dict[str, Any] | None:
     """The sidecar of a finished shard from the same run (same key, same slice, intact bytes), or None."""
-    from seed.files.targets import content_hash
+    from seed.files.hashing import content_hash
 
     if not shard_path.is_file():
         return None
@@ -91,7 +91,8 @@ def write_shard_and_sidecar(
     """Write the shard, then its sidecar (both atomically); returns the sidecar."""
     import torch
 
-    from seed.files.targets import content_hash, write_atomic, write_shard
+    from seed.files.hashing import content_hash
+    from seed.files.targets import write_atomic, write_shard
 
     confidence = torch.cat([t.confidence for t in targets]) if targets else torch.zeros(0)
     response_ids = torch.cat([t.response_ids for t in targets]) if targets else torch.zeros(0)
@@ -148,7 +149,7 @@ def targets_differences(first: str | Path, second: str | Path) -> list[str]:
     equal; ``meta`` is not compared (it holds the seconds and the number of processes). Returns one line
     per difference: an empty list means the targets are identical.
     """
-    from seed.files.targets import MANIFEST_NAME
+    from seed.files.manifest import MANIFEST_NAME
 
     first, second = Path(first), Path(second)
     out: list[str] = []

@@ -258,7 +258,7 @@ def register_adapter(
     version comes back with ``created=False`` (a retried, repeated or concurrent run adds no
     version). The look-up and the registration hold the store's lock together.
     """
-    from seed.files.targets import content_hash
+    from seed.files.hashing import content_hash
 
     client = _client(client)
     adapter_hash = content_hash(adapter_dir)

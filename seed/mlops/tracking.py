@@ -178,7 +178,7 @@ def dataset_digest(path: str | Path, dvc_md5: str | None = None) -> str:
     """The DVC md5 when DVC tracks ``path``; else the first 32 hex digits of its sha256 content hash."""
     if dvc_md5:
         return dvc_md5
-    from seed.files.targets import content_hash
+    from seed.files.hashing import content_hash
 
     return content_hash(path)[:DIGEST_CHARS]
 

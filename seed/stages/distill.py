@@ -128,8 +128,9 @@ def load_targets(targets_dir: str | Path) -> tuple[list[DistillSample], dict[str
 
     The manifest's shard hashes are verified, and each shard's sidecar must list the shard's samples.
     """
+    from seed.files.manifest import read_manifest
     from seed.files.shards import read_sidecar, sidecar_path
-    from seed.files.targets import read_manifest, read_shard
+    from seed.files.targets import read_shard
 
     manifest = read_manifest(targets_dir)
     samples: list[DistillSample] = []
@@ -241,7 +242,7 @@ def distill(
     import torch
 
     from seed.files.hashing import model_hash
-    from seed.files.targets import read_manifest
+    from seed.files.manifest import read_manifest
     from seed.model.adapter import attach_adapter, save_adapter
     from seed.model.generate import load_pretrained
     from seed.model.parallel import current_processes

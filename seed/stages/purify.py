@@ -200,7 +200,7 @@ def build_targets(
     """
     from tqdm import tqdm
 
-    from seed.files.targets import MANIFEST_NAME, write_manifest
+    from seed.files.manifest import MANIFEST_NAME, write_manifest
     from seed.model.parallel import current_processes
 
     config = config or PurifyConfig()

@@ -9,14 +9,9 @@ import torch
 
 from seed.core.purify import SparseTargets, sparsify_targets
 from seed.errors import DataError
-from seed.files.targets import (
-    MANIFEST_NAME,
-    content_hash,
-    read_manifest,
-    read_shard,
-    write_manifest,
-    write_shard,
-)
+from seed.files.hashing import content_hash
+from seed.files.manifest import MANIFEST_NAME, read_manifest, write_manifest
+from seed.files.targets import read_shard, write_shard
 
 
 def sample_targets(lengths, vocab=50, top_k=8, seed=0):

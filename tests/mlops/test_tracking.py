@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from seed.errors import DataError
-from seed.files.targets import content_hash
+from seed.files.hashing import content_hash
 from seed.mlops.tracking import (
     DIGEST_CHARS,
     DatasetRef,

@@ -19,8 +19,8 @@ from safetensors.torch import load_file
 
 from seed.base.tiny import save_tiny
 from seed.errors import SeedError
+from seed.files.manifest import read_manifest
 from seed.files.shards import shard_owner, targets_differences
-from seed.files.targets import read_manifest
 from seed.model.adapter import AdapterConfig
 from seed.model.parallel import Processes, current_processes, launch_command, launched_world_size
 from seed.model.trainer import local_indices

@@ -17,7 +17,8 @@ from transformers import AutoModelForImageTextToText
 from seed.base.tiny import load_tiny, save_tiny
 from seed.core.losses import distillation_loss
 from seed.errors import ConfigError, DataError
-from seed.files.targets import content_hash, read_manifest
+from seed.files.hashing import content_hash
+from seed.files.manifest import read_manifest
 from seed.model.adapter import AdapterConfig, attach_adapter, find_lora_targets
 from seed.model.batching import build_batch
 from seed.model.trainer import (

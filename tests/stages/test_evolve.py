@@ -7,7 +7,8 @@ import pytest
 
 from seed.base.tiny import load_tiny, save_tiny
 from seed.errors import ConfigError
-from seed.files.targets import content_hash, read_manifest
+from seed.files.hashing import content_hash
+from seed.files.manifest import read_manifest
 from seed.model.adapter import AdapterConfig
 from seed.stages.distill import DistillConfig
 from seed.stages.evolve import evolve, round_dir

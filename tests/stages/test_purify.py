@@ -14,10 +14,11 @@ from seed.base.tiny import load_tiny, save_tiny
 from seed.core.noise import add_diffusion_noise, sample_seed
 from seed.core.purify import densify, purify_logits, sparsify_targets
 from seed.errors import ConfigError
-from seed.files.hashing import data_hash
+from seed.files.hashing import content_hash, data_hash
+from seed.files.manifest import read_manifest
 from seed.files.samples import load_samples
 from seed.files.shards import read_sidecar, targets_differences
-from seed.files.targets import content_hash, read_manifest, read_shard
+from seed.files.targets import read_shard
 from seed.model.batching import IGNORE_INDEX, build_batch
 from seed.model.generate import open_image
 from seed.params import config_from_dict
