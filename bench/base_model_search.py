@@ -31,18 +31,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from seed.base.encoding import collate, encode_conversations, load_pixels
 from seed.base.modeling import build_model, build_processor, build_tokenizer
 from seed.base.vision_pretrain import aligned_max_logits, object_labels, patch_max_logits
 from seed.eval.pope import ranking_auc
 from seed.files.conversation import load_conversations, to_messages
-from seed.stages.pretrain import (
-    PretrainConfig,
-    collate,
-    collect_texts,
-    encode_conversations,
-    load_pixels,
-    lr_at,
-)
+from seed.stages.pretrain import PretrainConfig, collect_texts, lr_at
 
 
 def vision_stage(model, tokenizer, pixels, labels, categories, args, feature_layer):

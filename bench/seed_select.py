@@ -61,7 +61,7 @@ def row_name(row: tuple) -> str:
 
 def world_variant(data: Path, out: Path, **overrides) -> Path:
     """The data folder's world drawn again with ``overrides`` (built once, reused)."""
-    from seed.world.synth import redraw_world, world_config
+    from seed.world.redraw import redraw_world, world_config
 
     wanted = dataclasses.asdict(dataclasses.replace(world_config(data), **overrides))
     if (out / "world.json").exists() and dataclasses.asdict(world_config(out)) == wanted:

@@ -66,7 +66,7 @@ def best_yes_bias(labels: dict[str, list[str]], margins: dict[str, list[float]])
 
 def validation_world(data_dir: Path, out_dir: Path, seed: int, n_pope_images: int) -> Path:
     """A small world like ``data_dir``'s but drawn with another ``seed``: POPE files only, for tuning."""
-    from seed.world.synth import redraw_world, world_config
+    from seed.world.redraw import redraw_world, world_config
 
     if seed == world_config(data_dir).seed:
         raise ConfigError(
@@ -151,7 +151,7 @@ def run_controls(
     world and the answers go under ``work_dir``.
     """
     from seed.stages.evaluate import MethodSpec, evaluate_methods
-    from seed.world.synth import render_oracle_seed_images, world_config
+    from seed.world.redraw import render_oracle_seed_images, world_config
 
     start = time.perf_counter()
     model_dir, data_dir, work_dir = Path(model_dir), Path(data_dir), Path(work_dir)

@@ -299,7 +299,7 @@ def test_counterfactual_split_asks_atypical_present_and_typical_absent(world):
 
 def test_oracle_image_is_the_scene_background_without_its_objects(world, tmp_path):
     from seed.world.glyphs import glyph_footprint
-    from seed.world.synth import render_oracle_seed_images
+    from seed.world.redraw import render_oracle_seed_images
 
     names = render_oracle_seed_images(world, tmp_path / "oracle")
     assert names == sorted(p.name for p in (world / "images/seed").iterdir())
@@ -318,9 +318,10 @@ def test_oracle_image_is_the_scene_background_without_its_objects(world, tmp_pat
 
 
 def test_drawn_scene_images_match_their_labels_and_chunks_equal_one_draw():
+    from seed.world.redraw import draw_scene_images
     from seed.world.render import render_scene
     from seed.world.scene import sample_scene
-    from seed.world.synth import _rng, draw_scene_images
+    from seed.world.synth import _rng
     from seed.world.vocab import CATEGORY_NAMES
 
     config = WorldConfig(**TINY, seed=3, cooccurrence=0.0)

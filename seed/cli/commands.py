@@ -116,7 +116,7 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
 
 
 def _cmd_oracle(args: argparse.Namespace) -> int:
-    from seed.world.synth import render_oracle_seed_images
+    from seed.world.redraw import render_oracle_seed_images
 
     names = render_oracle_seed_images(Path(args.data), Path(args.out))
     print(json.dumps({"out": str(args.out), "images": len(names)}))

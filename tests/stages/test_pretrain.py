@@ -7,17 +7,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from seed.base.encoding import encode_conversations, render_conversation
 from seed.base.modeling import ModelConfig, build_tokenizer
 from seed.errors import ConfigError
 from seed.files.conversation import load_conversations, to_messages
-from seed.stages.pretrain import (
-    PretrainConfig,
-    collect_texts,
-    encode_conversations,
-    lr_at,
-    pretrain,
-    render_conversation,
-)
+from seed.stages.pretrain import PretrainConfig, collect_texts, lr_at, pretrain
 from seed.world.config import WorldConfig
 from seed.world.synth import synthesize
 
@@ -198,7 +192,7 @@ def test_freeze_vision_keeps_the_stage_0_tower(world, tmp_path):
 
 def test_fresh_vision_images_are_the_grounding_recipe_drawn_in_memory(world):
     from seed.stages.pretrain import fresh_vision_images
-    from seed.world.synth import draw_scene_images, world_config
+    from seed.world.redraw import draw_scene_images, world_config
 
     tokenizer = build_tokenizer(["a cat"])
     from seed.base.modeling import build_processor

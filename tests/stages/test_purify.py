@@ -300,7 +300,7 @@ def test_no_contrast_targets_are_the_clean_teacher_renormalised_on_the_plausible
 
 def test_contrast_dir_replaces_the_noised_image(world, llava, tmp_path):
     """purify.contrast_dir: the contrast image is read from the folder (the oracle control), not noised."""
-    from seed.world.synth import render_oracle_seed_images
+    from seed.world.redraw import render_oracle_seed_images
 
     oracle = tmp_path / "oracle"
     render_oracle_seed_images(world, oracle)
