@@ -55,29 +55,19 @@ def run_direct(rt: Runtime, world: Path, model: Path, workdir: Path) -> dict[str
     from seed import stages
 
     config = {s: stages.load_stage_config(s, rt.params, **overrides(rt).get(s, {})) for s in STAGES}
+    paths = stages.StagePaths(
+        data=world,
+        model=model,
+        targets=workdir / "targets",
+        adapter=workdir / "adapter",
+        seed_model=workdir / "seed-model",
+        reports=workdir / "reports",
+    )
     times: dict[str, float] = {}
-    start = time.perf_counter()
-    stages.run_validate(world, workdir / "reports" / "validation.json", config["validate"])
-    times["validate"] = time.perf_counter() - start
-    start = time.perf_counter()
-    stages.run_purify(model, world, workdir / "targets", config["purify"], progress=False)
-    times["purify"] = time.perf_counter() - start
-    start = time.perf_counter()
-    stages.run_distill(
-        model,
-        world,
-        workdir / "targets",
-        workdir / "adapter",
-        workdir / "seed-model",
-        config["distill"],
-        progress=False,
-    )
-    times["distill"] = time.perf_counter() - start
-    start = time.perf_counter()
-    stages.run_evaluate(
-        model, world, workdir / "reports", config["evaluate"], adapter_dir=workdir / "adapter", progress=False
-    )
-    times["evaluate"] = time.perf_counter() - start
+    for stage in STAGES:
+        start = time.perf_counter()
+        stages.STAGE_TABLE[stage].run(paths, config[stage], False)
+        times[stage] = time.perf_counter() - start
     return times
 
 

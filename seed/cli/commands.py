@@ -47,11 +47,12 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
 
 def _cmd_purify(args: argparse.Namespace) -> int:
     from seed.params import load_config
-    from seed.stages import run_purify
-    from seed.stages.purify import PurifyConfig
+    from seed.stages.purify import PurifyConfig, build_targets
 
     config = load_config(PurifyConfig, "purify", args.params, **_overrides(args, PurifyConfig))
-    summary = run_purify(Path(args.model), Path(args.data), Path(args.out), config, progress=not args.quiet)
+    summary = build_targets(
+        Path(args.model), Path(args.data), Path(args.out), config, progress=not args.quiet
+    )
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2, default=str))
     return 0
 
@@ -156,11 +157,10 @@ def _cmd_controls(args: argparse.Namespace) -> int:
 
 def _cmd_eval(args: argparse.Namespace) -> int:
     from seed.params import load_config
-    from seed.stages import run_evaluate
-    from seed.stages.evaluate import EvaluateConfig
+    from seed.stages.evaluate import EvaluateConfig, evaluate_stage
 
     config = load_config(EvaluateConfig, "evaluate", args.params, **_overrides(args, EvaluateConfig))
-    metrics = run_evaluate(
+    metrics = evaluate_stage(
         Path(args.model),
         Path(args.data),
         Path(args.out),

@@ -1,8 +1,10 @@
-"""The pipeline stages, one module per stage, and the functions that run them for the CLI,
-`dvc repro` (``python -m seed.stages <name>``, see `__main__`) and the Prefect flow.
+"""The pipeline stages, one module per stage, and the one table that dispatches them (`STAGE_TABLE`)
+for `dvc repro` (``python -m seed.stages <name>``, see `__main__`) and the Prefect flow.
 
-Each stage has one name everywhere: the DVC stage, the params.yaml section, the flow task and the
-MLflow tag. A stage reads its config from its params.yaml section and writes its outputs atomically.
+Each stage has one name everywhere: the module ``seed.stages.<name>``, the DVC stage, the params.yaml
+section, the flow task, the CLI command and the MLflow tag. Its module holds its config dataclass and
+``run(paths, config, progress)``; a stage reads its config from its params.yaml section and writes its
+outputs atomically.
 
 ```
 data/ --validate--> reports/validation.json
@@ -12,7 +14,8 @@ data/ --validate--> reports/validation.json
       --evaluate--> reports/metrics.json, reports/*.png, reports/answers/
 ```
 
-- `validate`: the config of the great-expectations checks of `seed.validate` (`ValidateConfig`).
+- `validate`: the great-expectations checks of `seed.validate` on a world (`ValidateConfig`).
+- `pretrain`: the embedded base model (`PretrainConfig`, `pretrain`).
 - `purify`: the model answers the unlabelled split and becomes its own teacher (`PurifyConfig`,
   `build_targets`).
 - `distill`: a LoRA adapter trained toward the purified targets (`DistillConfig`, `distill`,
@@ -27,11 +30,8 @@ import dataclasses
 import importlib
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-from seed.files.atomic import write_json
 
 # Default locations, relative to the working directory (the repo root for `dvc repro`).
 DATA = Path("data")
@@ -51,85 +51,6 @@ def load_stage_config(stage: str, params: str | Path = "params.yaml", **override
     return load_config(STAGE_TABLE[stage].config_class(), stage, params, **overrides)
 
 
-def run_validate(data_dir: Path = DATA, report_path: Path = REPORTS / "validation.json", config=None):
-    """Validate a world folder with great-expectations; write the report as JSON; return the report."""
-    from seed.validate import validate_world
-
-    config = config or load_stage_config("validate")
-    report = validate_world(data_dir, max_image_side=config.max_image_side)
-    write_json(report_path, report.to_dict())
-    return report
-
-
-def run_pretrain(
-    data_dir: Path = DATA, out_dir: Path = BASE_MODEL, config=None, progress: bool = True
-) -> dict:
-    """Train the embedded base model on the world's supervised split."""
-    from seed.stages.pretrain import pretrain
-
-    return pretrain(data_dir, out_dir, config or load_stage_config("pretrain"), progress=progress)
-
-
-def run_purify(
-    model_dir: Path = BASE_MODEL,
-    data_dir: Path = DATA,
-    out_dir: Path = TARGETS,
-    config=None,
-    progress: bool = True,
-) -> dict:
-    """Self-generate responses on the unlabelled split and write purified sparse targets."""
-    from seed.stages.purify import build_targets
-
-    return build_targets(
-        model_dir, data_dir, out_dir, config or load_stage_config("purify"), progress=progress
-    )
-
-
-def run_distill(
-    model_dir: Path = BASE_MODEL,
-    data_dir: Path = DATA,
-    targets_dir: Path = TARGETS,
-    adapter_dir: Path = ADAPTER,
-    merged_dir: Path = SEED_MODEL,
-    config=None,
-    progress: bool = True,
-) -> dict:
-    """Distil the purified targets into a LoRA adapter, then write the merged model for serving."""
-    from seed.stages.distill import distill, merge_and_save
-
-    summary = distill(
-        model_dir,
-        data_dir,
-        targets_dir,
-        adapter_dir,
-        config or load_stage_config("distill"),
-        progress=progress,
-    )
-    merge_and_save(model_dir, adapter_dir, merged_dir)
-    return summary
-
-
-def run_evaluate(
-    model_dir: Path = BASE_MODEL,
-    data_dir: Path = DATA,
-    out_dir: Path = REPORTS,
-    config=None,
-    adapter_dir: Path | None = None,
-    progress: bool = True,
-) -> dict:
-    """Evaluate the configured methods (base, vcd, seed) and write reports/metrics.json and plots."""
-    from seed.stages.evaluate import evaluate_stage
-
-    return evaluate_stage(
-        model_dir,
-        data_dir,
-        out_dir,
-        config or load_stage_config("evaluate"),
-        adapter_dir=adapter_dir,
-        progress=progress,
-    )
-
-
 @dataclasses.dataclass(frozen=True)
 class StagePaths:
     """Where the stages of one pipeline run read and write; the defaults are the DVC project's layout."""
@@ -143,78 +64,44 @@ class StagePaths:
     reports: Path = REPORTS
 
 
-def _as_json(summary: dict) -> tuple[str, int]:
+def show_json(summary: dict) -> tuple[str, int]:
+    """A stage summary as indented JSON (its ``config`` left out), exit code 0."""
     return json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2, default=str), 0
-
-
-def _show_validation(summary: dict) -> tuple[str, int]:
-    from seed.validate.report import ValidationReport
-
-    report = ValidationReport.from_dict(summary)
-    return report.format(), 0 if report.ok else 1
-
-
-def _show_results(summary: dict) -> tuple[str, int]:
-    from seed.eval.report import results_table
-
-    return results_table(summary), 0
 
 
 @dataclasses.dataclass(frozen=True)
 class Stage:
-    """One stage: its name (DVC stage, params.yaml section, flow task, MLflow tag), its config
-    dataclass (``"module:Class"``), how to run it on a `StagePaths` and how to show its summary."""
+    """One stage: its name (DVC stage, params.yaml section, flow task, MLflow tag, and the module
+    ``seed.stages.<name>``) and its config dataclass there. The module's ``run(paths, config,
+    progress) -> summary`` runs it; its ``show(summary) -> (text, exit code)``, if it has one, says
+    what `python -m seed.stages` prints (default: `show_json`)."""
 
     name: str
     config: str
-    run: Callable[[StagePaths, Any, bool], dict]  # (paths, config, progress) -> summary
-    show: Callable[[dict], tuple[str, int]] = _as_json  # summary -> (text, exit code)
+
+    @property
+    def module(self) -> str:
+        return f"seed.stages.{self.name}"
 
     def config_class(self) -> type:
-        module, cls = self.config.split(":")
-        return getattr(importlib.import_module(module), cls)
+        return getattr(importlib.import_module(self.module), self.config)
+
+    def run(self, paths: StagePaths, config: Any, progress: bool = False) -> dict:
+        return importlib.import_module(self.module).run(paths, config, progress)
+
+    def show(self, summary: dict) -> tuple[str, int]:
+        return getattr(importlib.import_module(self.module), "show", show_json)(summary)
 
 
 # The one table of the pipeline's stages, in pipeline order; every dispatcher reads it.
 STAGE_TABLE: dict[str, Stage] = {
     stage.name: stage
     for stage in (
-        Stage(
-            "validate",
-            "seed.stages.validate:ValidateConfig",
-            lambda p, c, progress: run_validate(p.data, p.reports / "validation.json", c).to_dict(),
-            _show_validation,
-        ),
-        Stage(
-            "pretrain",
-            "seed.stages.pretrain:PretrainConfig",
-            lambda p, c, progress: run_pretrain(p.data, p.base_model, c, progress=progress),
-        ),
-        Stage(
-            "purify",
-            "seed.stages.purify:PurifyConfig",
-            lambda p, c, progress: run_purify(p.model, p.data, p.targets, c, progress=progress),
-        ),
-        Stage(
-            "distill",
-            "seed.stages.distill:DistillConfig",
-            lambda p, c, progress: run_distill(
-                p.model, p.data, p.targets, p.adapter, p.seed_model, c, progress=progress
-            ),
-        ),
-        Stage(
-            "evaluate",
-            "seed.stages.evaluate:EvaluateConfig",
-            lambda p, c, progress: run_evaluate(
-                p.model,
-                p.data,
-                p.reports,
-                c,
-                adapter_dir=p.adapter if Path(p.adapter).exists() else None,
-                progress=progress,
-            ),
-            _show_results,
-        ),
+        Stage("validate", "ValidateConfig"),
+        Stage("pretrain", "PretrainConfig"),
+        Stage("purify", "PurifyConfig"),
+        Stage("distill", "DistillConfig"),
+        Stage("evaluate", "EvaluateConfig"),
     )
 }
 STAGES = tuple(STAGE_TABLE)

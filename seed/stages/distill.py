@@ -45,7 +45,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seed.core.losses import LOSS_KINDS
 from seed.errors import ConfigError, DataError
@@ -54,6 +54,9 @@ from seed.model.adapter import AdapterConfig
 from seed.model.trainer import DistillSample, online_samples, train_adapter
 from seed.params import check_choice, check_integer, check_number, check_runtime
 from seed.stages.purify import PurifyConfig
+
+if TYPE_CHECKING:
+    from seed.stages import StagePaths
 
 SECTION = "distill"
 LOSSES_NAME = "losses.json"
@@ -387,3 +390,11 @@ __all__ = [
     "load_targets",
     "merge_and_save",
 ]
+
+
+def run(paths: StagePaths, config: DistillConfig, progress: bool = False) -> dict:
+    """Distil ``paths.targets`` into a LoRA adapter on ``paths.model`` (``paths.adapter``), then write
+    the merged model for serving (``paths.seed_model``)."""
+    summary = distill(paths.model, paths.data, paths.targets, paths.adapter, config, progress=progress)
+    merge_and_save(paths.model, paths.adapter, paths.seed_model)
+    return summary

@@ -39,6 +39,7 @@ from seed.params import check_range
 
 if TYPE_CHECKING:
     from seed.model.vcd import VCDSettings
+    from seed.stages import StagePaths
 
 SECTION = "evaluate"
 METHODS = ("base", "vcd", "seed")
@@ -302,3 +303,19 @@ def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def run(paths: StagePaths, config: EvaluateConfig, progress: bool = False) -> dict:
+    """Evaluate the configured methods of ``paths.model`` (with the adapter ``paths.adapter`` when it
+    exists) on ``paths.data``; metrics, plots and answers go to ``paths.reports``."""
+    adapter = Path(paths.adapter) if Path(paths.adapter).exists() else None
+    return evaluate_stage(
+        paths.model, paths.data, paths.reports, config, adapter_dir=adapter, progress=progress
+    )
+
+
+def show(summary: dict) -> tuple[str, int]:
+    """The results tables (`seed.eval.report.results_table`)."""
+    from seed.eval.report import results_table
+
+    return results_table(summary), 0

@@ -18,12 +18,16 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from seed.base.encoding import collate, encode_conversations, load_pixels
 from seed.base.modeling import ModelConfig
 from seed.errors import ConfigError, DataError
 from seed.files.conversation import load_conversations, to_messages
 from seed.params import check_range, check_runtime
+
+if TYPE_CHECKING:
+    from seed.stages import StagePaths
 
 SECTION = "pretrain"
 
@@ -356,3 +360,8 @@ def pretrain(
         shutil.rmtree(out_dir)
     tmp.rename(out_dir)
     return summary
+
+
+def run(paths: StagePaths, config: PretrainConfig, progress: bool = False) -> dict:
+    """Train the embedded base model on ``paths.data`` into ``paths.base_model``."""
+    return pretrain(paths.data, paths.base_model, config, progress=progress)

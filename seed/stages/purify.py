@@ -37,7 +37,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from seed.core.identify import CONFIDENCE_METHODS
 from seed.errors import ConfigError, DataError, SeedError
@@ -57,6 +57,9 @@ from seed.files.shards import (
 from seed.model.generate import image_token_ids, load_pretrained, usable_response
 from seed.model.teacher import plain_logits, teacher_targets, to_device
 from seed.params import check_choice, check_integer, check_number, check_runtime
+
+if TYPE_CHECKING:
+    from seed.stages import StagePaths
 
 SECTION = "purify"
 
@@ -363,3 +366,9 @@ __all__ = [
     "check_multiprocess_targets",
     "write_purify_params",
 ]
+
+
+def run(paths: StagePaths, config: PurifyConfig, progress: bool = False) -> dict:
+    """The model ``paths.model`` answers the unlabelled split of ``paths.data`` and becomes its own
+    teacher: purified sparse targets in ``paths.targets``."""
+    return build_targets(paths.model, paths.data, paths.targets, config, progress=progress)
