@@ -228,9 +228,10 @@ def open_run(ws: Workspace, tags: dict[str, str]) -> str:
 
 
 def read_metrics(ws: Workspace, config: Any) -> dict | None:
-    name = "metrics.json" if getattr(config, "protocol", "greedy") == "greedy" else "metrics_sample.json"
-    path = ws.reports / name
-    return json.loads(path.read_text()) if path.is_file() else None
+    """The evaluate stage's metrics (with its timings), or None when it wrote none."""
+    from seed.stages.evaluate import read_metrics as read_stage_metrics
+
+    return read_stage_metrics(ws.reports, getattr(config, "protocol", "greedy"))
 
 
 @task(cache_policy=NO_CACHE, **IO_RETRIES)

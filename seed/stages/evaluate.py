@@ -24,6 +24,7 @@ default to the world layout under the data folder (docs/data-format.md).
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -184,6 +185,51 @@ def metrics_name(protocol: str) -> str:
     return "metrics.json" if protocol == "greedy" else "metrics_sample.json"
 
 
+def timings_name(protocol: str) -> str:
+    """Where the wall-clock numbers of a metrics file go: ``timings.json`` / ``timings_sample.json``."""
+    return metrics_name(protocol).replace("metrics", "timings")
+
+
+# Cost fields measured on the clock (and their ``_std`` over seeds): they differ from machine to
+# machine and run to run, so they are kept out of the metrics file, which must be byte-stable.
+WALL_CLOCK = ("tokens_per_second", "seconds")
+
+
+def split_timings(metrics: dict) -> tuple[dict, dict]:
+    """``(metrics without wall-clock numbers, the wall-clock numbers)``; `merge_timings` undoes it."""
+    stable = {k: v for k, v in metrics.items() if k != "seconds"}
+    timings: dict = {"seconds": metrics["seconds"]} if "seconds" in metrics else {}
+    if "cost" in metrics:
+        stable["cost"] = {}
+        for method, cost in metrics["cost"].items():
+            clock = {k: v for k, v in cost.items() if k in WALL_CLOCK or k.removesuffix("_std") in WALL_CLOCK}
+            stable["cost"][method] = {k: v for k, v in cost.items() if k not in clock}
+            if clock:
+                timings.setdefault("cost", {})[method] = clock
+    return stable, timings
+
+
+def merge_timings(metrics: dict, timings: dict) -> dict:
+    """The metrics with their wall-clock numbers put back (``timings`` as `split_timings` made it)."""
+    merged = {**metrics, **({"seconds": timings["seconds"]} if "seconds" in timings else {})}
+    if "cost" in metrics or "cost" in timings:
+        methods = {**metrics.get("cost", {}), **timings.get("cost", {})}
+        merged["cost"] = {
+            m: {**metrics.get("cost", {}).get(m, {}), **timings.get("cost", {}).get(m, {})} for m in methods
+        }
+    return merged
+
+
+def read_metrics(reports_dir: str | Path, protocol: str = "greedy") -> dict | None:
+    """A metrics file of ``reports_dir`` with its timings merged back in; None when it is missing."""
+    path = Path(reports_dir) / metrics_name(protocol)
+    if not path.is_file():
+        return None
+    metrics = json.loads(path.read_text())
+    timings = Path(reports_dir) / timings_name(protocol)
+    return merge_timings(metrics, json.loads(timings.read_text())) if timings.is_file() else metrics
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """One row of an evaluation: which adapter is merged (None: the model alone), whether it decodes
@@ -214,6 +260,9 @@ def evaluate_methods(
          "chair": {method: {chair_s, chair_i, recall, ...}},
          "cost": {method: {forwards_per_token, tokens_per_second, tokens, forwards, steps, seconds}},
          "diagnostics": {method: {...}}, "seconds": {method: s}, "settings": {...}}
+
+    The wall-clock numbers (`WALL_CLOCK` and ``seconds``) are returned but written to the timings file
+    beside it (``timings.json``), so that ``metrics_file`` and the plots are byte-stable.
     """
     from seed.eval.report import write_plots
     from seed.model.generate import load_model
@@ -264,8 +313,10 @@ def evaluate_methods(
     biases = {m: spec.yes_bias for m, spec in methods.items() if spec.yes_bias}
     if biases:
         metrics["settings"]["yes_bias"] = biases
-    _write_json(out_dir / metrics_file, _finite(metrics))
-    write_plots(metrics, out_dir)
+    stable, timings = split_timings(_finite(metrics))
+    _write_json(out_dir / metrics_file, stable)  # the same bytes on every machine
+    _write_json(out_dir / metrics_file.replace("metrics", "timings"), timings)
+    write_plots(stable, out_dir)
     return metrics
 
 

@@ -62,7 +62,7 @@ class ValidationReport:
     target: str
     failures: list[Failure] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float | None = None  # None: not measured (a report read back from its file)
 
     @property
     def ok(self) -> bool:
@@ -71,12 +71,12 @@ class ValidationReport:
     def format(self) -> str:
         """A readable report: verdict, one line per failure, then what was checked."""
         files = sorted({f.file for f in self.failures})
+        took = "" if self.seconds is None else f" ({self.seconds:.1f} s)"
         if self.ok:
-            head = f"VALID {self.target}: all checks passed ({self.seconds:.1f} s)"
+            head = f"VALID {self.target}: all checks passed{took}"
         else:
             head = (
-                f"INVALID {self.target}: {len(self.failures)} failed check(s) in {len(files)} file(s) "
-                f"({self.seconds:.1f} s)"
+                f"INVALID {self.target}: {len(self.failures)} failed check(s) in {len(files)} file(s){took}"
             )
         lines = [head]
         lines += [f"  FAIL {failure.format()}" for failure in self.failures]
@@ -91,15 +91,16 @@ class ValidationReport:
             target=data["target"],
             failures=[Failure(**f) for f in data.get("failures", [])],
             checked=list(data.get("checked", [])),
-            seconds=float(data.get("seconds", 0.0)),
+            seconds=data.get("seconds"),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form: ok, target, seconds, failures (as dicts) and checked."""
+        """JSON-ready form: ok, target, seconds (when measured), failures (as dicts) and checked."""
+        timed = {} if self.seconds is None else {"seconds": round(self.seconds, 3)}
         return {
             "ok": self.ok,
             "target": self.target,
-            "seconds": round(self.seconds, 3),
+            **timed,
             "failures": [jsonable(asdict(failure)) for failure in self.failures],
             "checked": list(self.checked),
         }

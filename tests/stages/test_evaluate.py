@@ -116,8 +116,19 @@ def greedy_run(world, model_dir, adapter_dir, tmp_path_factory):
 
 
 def test_metrics_json_schema(greedy_run):
+    from seed.stages.evaluate import read_metrics
+
     out, returned = greedy_run
-    metrics = json.loads((out / "metrics.json").read_text())
+    on_disk = json.loads((out / "metrics.json").read_text())
+    timings = json.loads((out / "timings.json").read_text())
+    # the clock's numbers live beside the metrics, so that metrics.json is byte-stable
+    assert "seconds" not in on_disk and set(timings) == {"cost", "seconds"}
+    assert all(
+        set(cost) == {"forwards_per_token", "tokens", "forwards", "steps"}
+        for cost in on_disk["cost"].values()
+    )
+    metrics = read_metrics(out)
+    assert metrics == json.loads(json.dumps(returned))  # merged back, it is what the stage returned
     assert metrics["protocol"] == "greedy"
     methods = ["base", "vcd", "seed"]
     for key in ("pope", "mme", "chair", "cost", "diagnostics", "seconds"):
