@@ -1,4 +1,4 @@
-"""SEED ablations of issue 3: one round per setting, POPE F1 and CHAIR under greedy decoding, as a table.
+"""SEED ablations: one round per setting, POPE F1 and CHAIR under greedy decoding, as a table.
 
 Each row runs `seed purify` and `seed distill` with one setting changed from params.yaml's defaults and
 evaluates the merged model on POPE (random, popular, adversarial) and CHAIR; the "2 rounds" row starts a second

@@ -17,7 +17,7 @@ objects are present and still says Yes to absent ones. This script trains the em
     python bench/base_model_search.py --out /tmp/m --steps 800 --save 400,800 [--data W]
         [--vision-steps 1500 [--align] [--freeze-tower]] [--threads 1]
 
-The numbers in LOG.md (2026-11-26, session 4) come from this script and ``bench/prior_probe.py``.
+LOG.md's base-model search tables come from this script and ``bench/prior_probe.py``.
 """
 
 from __future__ import annotations

@@ -361,7 +361,7 @@ def render(results: dict[str, Any], json_path: Path) -> str:
         "targets and the world in `data/` where they exist; missing ones are replaced by untrained stand-ins "
         "built on the fly (never trained here). Timings on a shared machine vary: rerun on a quiet one.",
         "",
-        "## Acceptance (issue 6)",
+        "## Acceptance",
         "",
     ]
     rows = [

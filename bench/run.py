@@ -28,7 +28,7 @@ from bench.common import ROOT, Runtime, environment
 
 SECTIONS = ("decode", "purify", "memory", "targets", "scaling", "overhead", "scaleout")
 
-# (section, key, comparison, threshold): the acceptance checks of issue 6.
+# (section, key, comparison, threshold): the acceptance checks of the benchmarks.
 CHECKS = (
     ("decode", "seed_merged_vs_base", ">=", 0.95),
     ("decode", "seed_merged_vs_vcd", ">=", 1.8),

@@ -60,7 +60,7 @@ WORDS = [
     "the",
 ]
 PROJECT_SAMPLES = (10_000, 100_000)
-# (section, key, comparison, threshold): the acceptance checks of issue 15.
+# (section, key, comparison, threshold): the acceptance checks of the 7B-scale benchmark.
 CHECKS = (
     ("decode", "seed_merged_vs_base", ">=", 0.95),
     ("decode", "seed_merged_vs_vcd", ">=", 1.8),

@@ -189,7 +189,7 @@ def section(r: dict[str, Any], json_path: Path) -> str:
     sliced = f" (its {model.get('sliced_to_layers')}-layer slice)" if model.get("sliced_to_layers") else ""
     lines = [
         start,
-        f"## {name}{sliced} on {env['device_name']}, {env['dtype']} (issue 15)",
+        f"## {name}{sliced} on {env['device_name']}, {env['dtype']}",
         "",
         f"`{r.get('command', '')}` on {env['date']}, torch {env['torch']}, transformers {env['transformers']}, "
         f"commit {(env.get('git_commit') or '?')[:12]}; every number is in `{where}`. Section times (s): "

@@ -13,7 +13,7 @@ With ``align`` the linear score is replaced by the cosine between the *projected
 the category name's word embedding (times a learned scale), and the projector and the embeddings
 train with the tower: image and text then start the LLaVA stage in one shared space, as CLIP's image
 and text towers do. Without it the language model has to discover which image feature answers which
-word, and in a few hundred steps on these cores it does not (LOG.md, session 4).
+word, and in a few hundred steps on two CPU cores it does not.
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 PROBE_SEED_OFFSET = 1  # the probe world's seed: the evaluated world's seed + this
 # L-BFGS iterations at most: enough that the probes stop at L-BFGS's own convergence tolerance
-# (an object probe stopped at 100 understated a tower's AUC by 0.02; LOG.md, session 6).
+# (an object probe stopped at 100 iterations understated a tower's AUC by about 0.02).
 PROBE_MAX_ITER = 1000
 QUESTION_RE = re.compile(r"^Is there an? (.+?) in the image\?")
 COUNTERFACTUAL = "counterfactual"

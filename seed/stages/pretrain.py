@@ -156,7 +156,7 @@ def fresh_vision_images(data_dir: Path, processor, config: PretrainConfig, chunk
 
     Returns ``(pixels, labels)``: (vision_images, 3, H, W) normalised float32 and (vision_images,
     categories) float multi-hot, columns in annotation-id order. So many fresh scenes that the tower
-    sees each about once: it cannot memorise them (LOG.md, session 6).
+    sees each about once: it cannot memorise them, as it memorises a fixed set of a few thousand.
     """
     import dataclasses
 
