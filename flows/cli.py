@@ -130,6 +130,9 @@ def main_run(argv: list[str] | None = None) -> int:
     )
     if result.get("metrics"):
         print("\n" + results_table(result["metrics"]))
+        plots = sorted(Path(result["workdir"], "reports").glob("*.png"))
+        if plots:
+            print(f"\nplots: {', '.join(str(p) for p in plots)}")
     return 0
 
 

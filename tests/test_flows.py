@@ -117,6 +117,8 @@ def test_seed_run_end_to_end_on_a_tiny_world(prefect_harness, world, workdir, ca
     assert "stage times: validate " in out and ", evaluate " in out and "up to date" not in out
     assert "| base |" in out and "| seed |" in out  # the results table
     assert f"model: {MODEL_NAME} version 1 @" in out
+    assert f"mlflow ui --backend-store-uri sqlite:///{workdir}/mlflow.db" in out  # where to look next
+    assert f"plots: {workdir / 'reports' / 'mme_scores.png'}" in out
 
     # every stage wrote where a run outside the repository writes, without DVC
     for path in ["artifacts/base-model", "artifacts/targets", "artifacts/adapter", "artifacts/seed-model"]:
