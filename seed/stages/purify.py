@@ -290,9 +290,12 @@ def build_targets(
         "seconds": round(time.perf_counter() - start_time, 3),
     }
     if procs.is_main:
-        # the seconds are returned, not written: the targets folder's content hash (DVC) must be a
-        # function of model, data, config and code, so a rerun with nothing changed gives the same bytes
-        write_manifest(out_dir, names, {k: v for k, v in meta.items() if k != "seconds"})
+        # How the run went (seconds, processes, shards reused from an earlier run) is returned, not
+        # written: the targets folder's content hash (DVC) must be a function of model, data, config
+        # and code, so a rerun, a resumed run or a multi-process run writes the same bytes.
+        written = {k: v for k, v in meta.items() if k not in ("seconds", "processes")}
+        written["counts"] = {k: v for k, v in meta["counts"].items() if k != "reused_shards"}
+        write_manifest(out_dir, names, written)
     procs.barrier()  # the manifest is on disk before any process returns
     return meta
 

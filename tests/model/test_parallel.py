@@ -183,7 +183,8 @@ def test_torchrun_launch_of_the_cli_gives_the_same_targets(one_process, world, l
     assert dict(os.environ) == env_before
     assert result["identical"], result["differences"]
     assert result["shards"] == 6 and set(result["seconds"]) == {"2"}
-    assert json.loads((tmp_path / "processes-2" / "manifest.json").read_text())["meta"]["processes"] == 2
+    written = json.loads((tmp_path / "processes-2" / "manifest.json").read_text())["meta"]
+    assert "processes" not in written  # the manifest does not depend on how many processes wrote it
 
 
 @needs_gloo
