@@ -55,3 +55,16 @@ def test_no_import_cycle_in_seed_or_flows():
     edges = import_graph()
     assert "seed.stages.purify" in edges and "seed.model.teacher" in edges["seed.stages.purify"]
     assert cycles(edges) == []
+
+
+def test_no_module_over_400_lines():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    lengths = {
+        str(path.relative_to(root)): len(path.read_text().splitlines())
+        for package in ("seed", "flows")
+        for path in (root / package).rglob("*.py")
+    }
+    assert len(lengths) > 50
+    assert {name: n for name, n in lengths.items() if n > 400} == {}
