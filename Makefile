@@ -10,11 +10,13 @@ export DO_NOT_TRACK := 1
 
 .PHONY: demo test lint format bench clean-reports
 
+# pip -qq: errors only (a machine's pip configuration may name index folders it lacks, which pip
+# reports as warnings on every install).
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q 'torch==2.13.0'   # the CPU wheel on disk; a plain `torch` pulls a CUDA build
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -qq --upgrade pip
+	$(BIN)/pip install -qq 'torch==2.13.0'   # the CPU wheel on disk; a plain `torch` pulls a CUDA build
+	$(BIN)/pip install -qq -e '.[dev]'
 	touch $(STAMP)
 
 ## demo: install, build the world if missing, run the pipeline (dvc repro), print the results table
