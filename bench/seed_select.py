@@ -46,6 +46,14 @@ GRIDS = {
         ("all", 12, 900, 5.0, True, 1, 5200),
         ("all", 12, 900, 3.0, True, 2, 5200),
     ],
+    "contrast": [  # "core" plus a stronger contrast: a larger alpha, a later noise step
+        ("all", 12, 500, 0.0, True, 1, 5200),
+        ("all", 12, 900, 3.0, True, 1, 5200),
+        ("all", 12, 900, 3.0, False, 1, 5200),
+        ("all", 12, 900, 5.0, True, 1, 5200),
+        ("all", 12, 999, 3.0, True, 1, 5200),
+        ("all", 12, 999, 5.0, True, 1, 5200),
+    ],
     "quick": [
         ("all", 4, 900, 0.0, True, 1, 200),
         ("all", 4, 900, 3.0, True, 1, 200),
