@@ -54,6 +54,11 @@ GRIDS = {
         ("all", 12, 999, 3.0, True, 1, 5200),
         ("all", 12, 999, 5.0, True, 1, 5200),
     ],
+    "mixed": [  # a SEED split with more "yes" answers: half typical objects, half any other category
+        ("mixed", 12, 500, 0.0, True, 1, 5200),
+        ("mixed", 12, 900, 3.0, True, 1, 5200),
+        ("mixed", 12, 900, 3.0, False, 1, 5200),
+    ],
     "quick": [
         ("all", 4, 900, 0.0, True, 1, 200),
         ("all", 4, 900, 3.0, True, 1, 200),

@@ -155,3 +155,26 @@ def test_seed_questions_from_the_whole_vocabulary_are_label_free_and_distinct():
         asked += len(names)
         asked_typical += sum(n in SCENE_BY_NAME[scene.kind].typical_names() for n in names)
     assert 0.1 < asked_typical / asked < 0.4  # about 8 in 34 categories are typical of a scene
+
+
+def test_mixed_seed_questions_ask_half_typical_half_other_objects_without_labels():
+    from seed.world.vocab import CATEGORY_NAMES
+
+    config = WorldConfig(seed_questions=12, seed_question_pool="mixed")
+    for index in range(40):
+        scene = sample_scene(np.random.default_rng([0, index]), config)
+        turns = seed_instructions(scene, np.random.default_rng([1, index]), config)
+        assert turns == seed_instructions(scene, np.random.default_rng([1, index]), config)  # seeded
+        assert turns[0]["value"] == "<image>\n" + CAPTION_PROMPT and len(turns) == 13
+        names = [next(n for n in CATEGORY_NAMES if f" {n} in" in t["value"]) for t in turns[1:]]
+        assert len(set(names)) == 12
+        typical = SCENE_BY_NAME[scene.kind].typical_names()
+        assert sum(n in typical for n in names) >= 6  # six typical ones, and others may be typical too
+        present = {obj.category for obj in scene.objects}
+        # chosen without looking at the objects: the same stream asks the same on a scene of the same kind
+        twin = next(
+            s
+            for s in (sample_scene(np.random.default_rng([5, index, k]), config) for k in range(200))
+            if s.kind == scene.kind and {o.category for o in s.objects} != present
+        )
+        assert seed_instructions(twin, np.random.default_rng([1, index]), config) == turns

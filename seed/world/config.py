@@ -10,7 +10,7 @@ from seed.params import check_range
 
 SECTION = "world"
 NEGATIVE_SAMPLING = ("random", "adversarial")
-SEED_QUESTION_POOLS = ("typical", "all")
+SEED_QUESTION_POOLS = ("typical", "all", "mixed")
 MAX_IMAGES = 1_000_000  # file names carry six digits
 
 
@@ -39,7 +39,8 @@ class WorldConfig:
     yes or no." instead of ending with the single-word instruction (instruction-format variety).
     qa_per_image: question turns per training image. seed_questions: questions per SEED image (plus
     a caption request). seed_question_pool: what they ask about, chosen without looking at the image:
-    ``typical`` (the scene type's typical objects) or ``all`` (any category, uniformly). mme_atypical_share: share of MME color images about an atypical colour.
+    ``typical`` (the scene type's typical objects), ``all`` (any category, uniformly) or ``mixed`` (half
+    typical, half any other category). mme_atypical_share: share of MME color images about an atypical colour.
     """
 
     seed: int = 0

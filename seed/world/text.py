@@ -272,9 +272,25 @@ def seed_instructions(
     ``typical`` they are about objects drawn from the scene type's typical set (existence two times
     in three, colour otherwise); with ``all``, existence questions about categories drawn uniformly
     from the whole vocabulary, typical and atypical alike, so that purified targets can teach "yes"
-    where the image shows an unexpected object as well as "no" where the scene merely suggests one.
+    where the image shows an unexpected object as well as "no" where the scene merely suggests one;
+    with ``mixed``, existence questions only, half about typical objects and half about categories
+    drawn uniformly from the rest, in random order (more questions whose answer is "yes" than ``all``
+    asks, still chosen without looking at the objects).
     """
     prompts = [CAPTION_PROMPT]
+    if config.seed_question_pool == "mixed":
+        typical = SCENE_BY_NAME[scene.kind].typical_names()
+        asked: set[str] = set()
+        for _ in range(min(config.seed_questions // 2, len(typical))):
+            name = typical_choice(rng, scene.kind, exclude=asked)
+            asked.add(name)
+        others = [name for name in CATEGORY_NAMES if name not in asked]
+        picks = rng.choice(
+            len(others), size=min(config.seed_questions - len(asked), len(others)), replace=False
+        )
+        names = sorted(asked) + [others[int(i)] for i in picks]
+        prompts += [short(existence_question(names[int(i)])) for i in rng.permutation(len(names))]
+        return [{"from": "human", "value": IMAGE_TOKEN + p if i == 0 else p} for i, p in enumerate(prompts)]
     if config.seed_question_pool == "all":
         picks = rng.choice(
             len(CATEGORY_NAMES), size=min(config.seed_questions, len(CATEGORY_NAMES)), replace=False
