@@ -222,7 +222,7 @@ def open_run(ws: Workspace, tags: dict[str, str]) -> str:
     from seed.mlops.tracking import configure
 
     experiment_id = configure(ws.root)
-    run = MlflowClient().create_run(experiment_id, run_name=tags.get("prefect.flow_run_name"), tags=tags)
+    run = MlflowClient().create_run(experiment_id, run_name=run_name(), tags=tags)
     print(f"mlflow: run {run.info.run_id} in {ws.root / 'mlflow.db'} (view: mlflow ui in {ws.root})")
     return run.info.run_id
 
@@ -272,7 +272,7 @@ def track_run(
             ws.reports if finished else None,
             losses if finished else {},
             datasets,
-            Path(__file__).parents[1],
+            CODE_ROOT,
             metrics,
         )
         validation = ws.reports / "validation.json"
@@ -317,6 +317,17 @@ def promote(ws: Workspace, run_id: str, metrics: dict | None, config: Any) -> di
         "reason": decision.reason,
         "changed": decision.changed,
     }
+
+
+CODE_ROOT = Path(__file__).parents[1]  # the checkout whose code runs; its commit names and tags the run
+
+
+def run_name(rounds: int = 1) -> str:
+    """``seed r<rounds> <short commit>`` (``nogit`` outside a git checkout): what the run is."""
+    from seed.mlops.tracking import git_state
+
+    commit = git_state(CODE_ROOT).get("mlflow.source.git.commit")
+    return f"seed r{rounds} {commit[:7] if commit else 'nogit'}"
 
 
 def run_tags(ws: Workspace) -> dict[str, str]:

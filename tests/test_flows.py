@@ -135,14 +135,14 @@ def test_seed_run_end_to_end_on_a_tiny_world(prefect_harness, world, workdir, ca
     assert {"validate.max_image_side", "purify.max_samples", "distill.max_steps", "evaluate.protocol"} <= set(
         run.data.params
     )
-    assert run.data.metrics["pope.seed.adversarial.f1"] == metrics["pope"]["seed"]["adversarial"]["f1"]
-    assert run.data.metrics["mme.base.total"] == metrics["mme"]["base"]["total"]
-    assert {f"time.{s}" for s in ["validate", "pretrain", "purify", "distill", "evaluate"]} <= set(
+    assert run.data.metrics["pope/seed/adversarial/f1"] == metrics["pope"]["seed"]["adversarial"]["f1"]
+    assert run.data.metrics["mme/base/total"] == metrics["mme"]["base"]["total"]
+    assert {f"time/{s}" for s in ["validate", "pretrain", "purify", "distill", "evaluate"]} <= set(
         run.data.metrics
     )
-    assert [m.step for m in client.get_metric_history(run.info.run_id, "pretrain.loss")] == [0, 1]
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "pretrain/loss")] == [0, 1]
     distill_losses = json.loads((workdir / "artifacts/adapter/losses.json").read_text())
-    history = client.get_metric_history(run.info.run_id, "distill.loss")
+    history = client.get_metric_history(run.info.run_id, "distill/loss")
     assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(distill_losses)
     digests = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
     assert digests == {
@@ -158,6 +158,12 @@ def test_seed_run_end_to_end_on_a_tiny_world(prefect_harness, world, workdir, ca
     # registered, gated (a random tiny model does not beat its own base), reason on the version
     version = client.get_model_version(MODEL_NAME, "1")
     assert version.tags[TAG_DECISION] in ("champion", "challenger") and version.tags[TAG_REASON]
+    assert version.description == f"@{version.tags[TAG_DECISION]}: {version.tags[TAG_REASON]}"  # in full
+    # the UI shows the work as model training, runs named after what they are
+    experiment = client.get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    commit = run.data.tags.get("mlflow.source.git.commit")
+    assert run.info.run_name == f"seed r1 {commit[:7] if commit else 'nogit'}"
     assert run.data.tags["seed.model_version"] == "1"
     # the registration task is safe to retry: same adapter, same version, nothing changes
     ws = make_workspace(world, workdir)

@@ -6,11 +6,13 @@ under ``<root>/mlruns``) unless ``MLFLOW_TRACKING_URI`` names another server; ``
 
 =================  ==============================================================================
 params             every params.yaml section the run used, resolved, as ``<section>.<key>``
-metrics            metrics.json flattened (``pope.seed.adversarial.f1``), stage times
-                   (``time.<stage>``), per-step losses (``pretrain.loss``, ``distill.loss``)
+metrics            metrics.json flattened (``pope/seed/adversarial/f1``: the UI groups charts by
+                   ``/``), stage times (``time/<stage>``), per-step losses (``pretrain/loss``,
+                   ``distill/loss``)
 datasets           the data folder and the purified targets, with their DVC md5 as digest
 artifacts          reports/*.png (plots/), reports/answers (answers/), metrics and validation reports
 tags               git commit (``mlflow.source.git.commit``), dirty flag, mode, data path
+name               ``seed r<rounds> <short commit>``; the experiment is tagged as model training
 =================  ==============================================================================
 
 No Prefect here: the flow in ``flows/`` calls these functions.
@@ -30,6 +32,9 @@ from typing import Any
 from seed.errors import DataError
 
 EXPERIMENT = "seed"
+# The experiment tag the MLflow UI reads to choose its view: model training, not GenAI development.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
 STORE_NAME = "mlflow.db"
 ARTIFACTS_NAME = "mlruns"
 DIGEST_CHARS = 32  # MLflow keeps at most 36 characters of a dataset digest (a DVC md5 + ".dir")
@@ -78,9 +83,14 @@ def configure(root: str | Path, experiment: str = EXPERIMENT) -> str:
     with store_lock(uri):
         found = mlflow.get_experiment_by_name(experiment)
         if found is not None:
-            return found.experiment_id
-        location = (Path(root).resolve() / ARTIFACTS_NAME).as_uri()
-        return mlflow.create_experiment(experiment, artifact_location=location)
+            experiment_id = found.experiment_id
+        else:
+            location = (Path(root).resolve() / ARTIFACTS_NAME).as_uri()
+            experiment_id = mlflow.create_experiment(experiment, artifact_location=location)
+        # The UI opens an experiment of this kind on its training runs (not on GenAI traces).
+        if found is None or found.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            mlflow.MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        return experiment_id
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -88,7 +98,10 @@ def configure(root: str | Path, experiment: str = EXPERIMENT) -> str:
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, float]:
-    """Numeric leaves of nested dicts/lists as ``{"a.b.0": 1.0}``; strings, None and NaN are left out."""
+    """Numeric leaves of nested dicts/lists as ``{"a/b/0": 1.0}``; strings, None and NaN are left out.
+
+    The ``/`` separator is what the MLflow UI groups charts by (``pope/seed/adversarial/f1`` sits in
+    the section ``pope``)."""
     flat: dict[str, float] = {}
     if isinstance(tree, dict):
         items = ((str(k), v) for k, v in tree.items())
@@ -99,7 +112,7 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, float]:
             flat[prefix] = float(tree)
         return flat
     for key, value in items:
-        flat.update(flatten(value, f"{prefix}.{key}" if prefix else key))
+        flat.update(flatten(value, f"{prefix}/{key}" if prefix else key))
     return flat
 
 
@@ -290,7 +303,7 @@ def log_pipeline_run(
 
     configs: the resolved config of every section used (``{"pretrain": PretrainConfig, ...}``).
     reports_dir: plots (``*.png``), reports (``*.json``) and answers to log; None logs none.
-    loss_files: ``{"pretrain": path, "distill": path}``, logged as ``<stage>.loss`` per step (a
+    loss_files: ``{"pretrain": path, "distill": path}``, logged as ``<stage>/loss`` per step (a
     missing file is skipped: the stage did not run). metrics: the evaluate stage's metrics.json.
     """
     import mlflow
@@ -301,7 +314,7 @@ def log_pipeline_run(
     mlflow.log_params(params)
     counts["params"] = len(params)
     mlflow.set_tags(git_state(code_root))
-    flat = {f"time.{stage}": seconds for stage, seconds in stage_seconds.items()}
+    flat = {f"time/{stage}": seconds for stage, seconds in stage_seconds.items()}
     if metrics:
         flat.update(flatten({k: v for k, v in metrics.items() if k != "protocol"}))
         mlflow.set_tag("seed.protocol", str(metrics.get("protocol", "")))
@@ -310,7 +323,7 @@ def log_pipeline_run(
     counts["metrics"] = len(flat)
     for stage, path in loss_files.items():
         if Path(path).is_file():
-            counts["loss_points"] += log_losses(f"{stage}.loss", path)
+            counts["loss_points"] += log_losses(f"{stage}/loss", path)
     for ref in datasets:
         if Path(ref.path).exists():
             log_dataset(ref)

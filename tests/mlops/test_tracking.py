@@ -32,11 +32,11 @@ def test_flatten_keeps_numeric_leaves_only():
         "mme": {"seed": {"total": 120, "note": None, "bad": math.nan, "flag": True}},
     }
     assert flatten(tree) == {
-        "pope.seed.random.f1": 0.5,
-        "pope.seed.random.f1_ci.0": 0.4,
-        "pope.seed.random.f1_ci.1": 0.6,
-        "pope.seed.random.n": 24.0,
-        "mme.seed.total": 120.0,
+        "pope/seed/random/f1": 0.5,
+        "pope/seed/random/f1_ci/0": 0.4,
+        "pope/seed/random/f1_ci/1": 0.6,
+        "pope/seed/random/n": 24.0,
+        "mme/seed/total": 120.0,
     }
     assert flatten(3, "x") == {"x": 3.0} and flatten([]) == {}
 
@@ -174,11 +174,11 @@ def test_log_pipeline_run_logs_everything(template, tmp_path, monkeypatch):
     client = MlflowClient()
     logged = client.get_run(run.info.run_id)
     assert logged.data.params["pretrain.model.image_size"] == "16"
-    assert logged.data.metrics["pope.seed.adversarial.f1"] == 0.7
-    assert logged.data.metrics["time.pretrain"] == 2.0
+    assert logged.data.metrics["pope/seed/adversarial/f1"] == 0.7
+    assert logged.data.metrics["time/pretrain"] == 2.0
     assert logged.data.tags["seed.protocol"] == "greedy"
     assert "mlflow.source.git.commit" in logged.data.tags or "seed.git_commit" in logged.data.tags
-    history = client.get_metric_history(run.info.run_id, "distill.loss")
+    history = client.get_metric_history(run.info.run_id, "distill/loss")
     assert [(m.step, m.value) for m in history] == [(0, 3.0), (1, 2.0), (2, 1.0)]
     (dataset,) = logged.inputs.dataset_inputs
     assert dataset.dataset.name == "data" and dataset.dataset.digest == "6c21d166260a4de54b9e5cc20888a035.dir"
