@@ -315,8 +315,7 @@ class Decision:
 
 
 def _record(client: MlflowClient, name: str, version: str, decision: str, reason: str) -> None:
-    """Store the gate's decision and reason on the version (after its alias moved): as tags, and in
-    full as the version's description, which the registry UI shows in its versions table."""
+    """The gate's decision and reason on the version: as tags, and in full as its description."""
     client.set_model_version_tag(name, version, TAG_DECISION, decision)
     client.set_model_version_tag(name, version, TAG_REASON, reason)
     client.update_model_version(name, version, description=f"@{decision}: {reason}")

@@ -49,7 +49,9 @@ from typing import TYPE_CHECKING, Any
 
 from seed.core.losses import LOSS_KINDS
 from seed.errors import ConfigError, DataError
+from seed.files.adapter_card import write_adapter_card
 from seed.files.atomic import write_json as _write_json
+from seed.files.hashing import content_hash
 from seed.model.adapter import AdapterConfig
 from seed.model.trainer import DistillSample, online_samples, train_adapter
 from seed.params import check_choice, check_integer, check_number, check_runtime
@@ -323,6 +325,7 @@ def distill(
         "seconds": round(time.perf_counter() - start_time, 3),
         "config": dataclasses.asdict(config),
         "targets_meta": {k: meta[k] for k in ("model_hash", "data_hash", "config") if k in meta},
+        "targets_hash": content_hash(targets_path) if targets_path is not None else None,
     }
     if config.online:
         summary["purify_config"] = dataclasses.asdict(purify_config)
@@ -334,9 +337,9 @@ def distill(
         try:
             save_adapter(peft_model, tmp)
             _write_json(tmp / LOSSES_NAME, losses)
-            _write_json(
-                tmp / SUMMARY_NAME, {k: v for k, v in summary.items() if k != "seconds"}
-            )  # stable bytes
+            run_only = ("seconds", "processes", "resumed_from_step")  # how the run went: not written
+            _write_json(tmp / SUMMARY_NAME, {k: v for k, v in summary.items() if k not in run_only})
+            write_adapter_card(tmp)  # replaces peft's empty template
             _replace_dir(tmp, out_dir)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -382,19 +385,8 @@ def merge_and_save(
     return out_dir
 
 
-__all__ = [
-    "DistillConfig",
-    "checkpoint_key",
-    "checkpoint_path",
-    "distill",
-    "load_targets",
-    "merge_and_save",
-]
-
-
 def run(paths: StagePaths, config: DistillConfig, progress: bool = False) -> dict:
-    """Distil ``paths.targets`` into a LoRA adapter on ``paths.model`` (``paths.adapter``), then write
-    the merged model for serving (``paths.seed_model``)."""
+    """Distil ``paths.targets`` into an adapter on ``paths.model``, then the merged model for serving."""
     summary = distill(paths.model, paths.data, paths.targets, paths.adapter, config, progress=progress)
     merge_and_save(paths.model, paths.adapter, paths.seed_model)
     return summary

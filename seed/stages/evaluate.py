@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from seed.errors import ConfigError
 from seed.eval.benchmarks import check_inputs
 from seed.eval.runner import evaluate_model
+from seed.files.adapter_card import write_adapter_card
 from seed.files.atomic import write_json as _write_json
 from seed.files.inputs import DEFAULT_MAX_IMAGE_SIDE, MAX_PROMPT_CHARS
 from seed.params import check_range
@@ -317,6 +318,10 @@ def evaluate_methods(
     _write_json(out_dir / metrics_file, stable)  # the same bytes on every machine
     _write_json(out_dir / metrics_file.replace("metrics", "timings"), timings)
     write_plots(stable, out_dir)
+    adapters = {spec.adapter for spec in methods.values() if spec.adapter is not None}
+    for adapter in adapters:  # the adapter's card gets the results of its evaluation
+        if (Path(adapter) / "summary.json").is_file():
+            write_adapter_card(adapter, stable)
     return metrics
 
 

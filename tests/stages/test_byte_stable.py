@@ -67,6 +67,13 @@ def test_two_runs_and_a_clean_copy_write_the_same_bytes(project, tmp_path, monke
     )
     assert any(name.startswith("artifacts/adapter/") for name in first)
     assert (project / "reports" / "timings.json").is_file()
+    # distill wrote the adapter's card and evaluate filled in its results
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(project / "artifacts" / "adapter" / "README.md")
+    assert card.data.to_dict()["pipeline_tag"] == "image-text-to-text" and card.data.library_name == "peft"
+    assert {r.dataset_name for r in card.data.eval_results} >= {"POPE adversarial", "POPE counterfactual"}
+    assert "[More Information Needed]" not in card.text
 
     run_pipeline(project, monkeypatch, ("purify",))  # again, reusing every shard of the first run
     assert files(project) == first
