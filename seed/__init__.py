@@ -8,7 +8,7 @@ below it; `make test` checks this with import-linter (the contracts are in pypro
  seed.params     reading a params.yaml section into a stage's config dataclass
  seed.core       pure tensor functions: noise (Isolate), identify, purify (Purge), losses (Distil)
  seed.files      on-disk formats: atomic writes, input checks, conversations, the unlabelled samples,
-                 content hashes, targets and their shards, checkpoints, the base-model card
+                 content hashes, targets and their shards, checkpoints, the base-model and adapter cards
  seed.model      a transformers VLM at work: loading and processors, decoding and VCD, the teacher
                  pass, the LoRA adapter, batches, the distillation training loop
  seed.base       the embedded model, its vision stage 0, tiny configs of the real architectures
