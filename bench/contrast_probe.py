@@ -2,7 +2,7 @@
 
 On one POPE split of a world (default: the counterfactual split of the validation world), reads the
 first answer token's yes-minus-no margin on the clean image and on the noised one (the view SEED and
-VCD contrast with; `seed.eval.probe.first_token_margins`), and reports, for present ("yes") and absent
+VCD contrast with; `seed.model.margins.first_token_margins`), and reports, for present ("yes") and absent
 ("no") objects apart, the mean margins and the share answered "yes" by the clean view, the noised view
 and the contrast ``(1 + a) clean - a noised``. It also scores a *centred* contrast, whose noised
 margin has the image's mean removed first, the mean taken over existence questions about every
@@ -50,8 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from seed.eval.pope import build_pope_prompt
-    from seed.eval.probe import first_token_margins
     from seed.model.generate import load_model, open_image
+    from seed.model.margins import first_token_margins
     from seed.world.text import existence_question
     from seed.world.vocab import CATEGORY_NAMES
 

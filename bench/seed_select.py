@@ -59,6 +59,12 @@ GRIDS = {
         ("mixed", 12, 900, 3.0, True, 1, 5200),
         ("mixed", 12, 900, 3.0, False, 1, 5200),
     ],
+    "centre": [  # the noised answer margin centred per image (purify.centre: image) against plain
+        ("all", 12, 500, 0.0, True, 1, 5200),
+        ("all", 12, 900, 3.0, True, 1, 5200),
+        ("all", 12, 900, 3.0, True, 1, 5200, "image"),
+        ("all", 12, 900, 3.0, False, 1, 5200, "image"),
+    ],
     "quick": [
         ("all", 4, 900, 0.0, True, 1, 200),
         ("all", 4, 900, 3.0, True, 1, 200),
@@ -67,9 +73,11 @@ GRIDS = {
 
 
 def row_name(row: tuple) -> str:
-    pool, questions, step, alpha, adaptive, epochs, samples = row
+    """``pool-questions/step/alpha/strength/epochs/samples``, and ``/centred`` for ``centre: image``."""
+    pool, questions, step, alpha, adaptive, epochs, samples, *centre = row
     strength = "adaptive" if adaptive else "fixed"
-    return f"{pool}-{questions}/{step}/{alpha:g}/{strength}/{epochs}/{samples or 'all'}"
+    tail = "/centred" if centre and centre[0] == "image" else ""
+    return f"{pool}-{questions}/{step}/{alpha:g}/{strength}/{epochs}/{samples or 'all'}{tail}"
 
 
 def world_variant(data: Path, out: Path, **overrides) -> Path:
@@ -122,13 +130,18 @@ def main() -> int:
         name = row_name(row)
         if name in rows:
             continue
-        pool, questions, step, alpha, adaptive, epochs, samples = row
+        pool, questions, step, alpha, adaptive, epochs, samples, *centre = row
         start = time.perf_counter()
         split = world_variant(
             data, work / f"world-{pool}-{questions}", seed_question_pool=pool, seed_questions=questions
         )
         purify = dataclasses.replace(
-            purify_base, noise_step=step, cd_alpha=alpha, adaptive=adaptive, max_samples=samples
+            purify_base,
+            noise_step=step,
+            cd_alpha=alpha,
+            adaptive=adaptive,
+            max_samples=samples,
+            centre=centre[0] if centre else "none",
         )
         distill = dataclasses.replace(distill_base, epochs=epochs)
         slug = name.replace("/", "_")

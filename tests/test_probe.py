@@ -9,7 +9,8 @@ import torch
 
 from seed.eval.linear_probe import pooled_scores, train_probe
 from seed.eval.pope import margin_auc
-from seed.eval.probe import first_token_margins, image_features, question_auc, question_category
+from seed.eval.probe import image_features, question_auc, question_category
+from seed.model.margins import first_token_margins
 
 
 def _toy(n: int = 200, patches: int = 4, hidden: int = 8, seed: int = 0):

@@ -112,6 +112,22 @@ def purify_logits(
     return torch.log_softmax(scores, dim=-1), support
 
 
+def shift_answer_margin(logits: torch.Tensor, shifts: torch.Tensor, yes_id: int, no_id: int) -> torch.Tensor:
+    """Lower each row's yes-minus-no margin by its shift, keeping the sum of the two logits.
+
+    logits: (rows, vocab); shifts: (rows,) the margin to remove (0 leaves a row as it is).
+    Returns a float32 copy with ``yes -= shift / 2`` and ``no += shift / 2``: the margin
+    ``logit(yes) - logit(no)`` falls by ``shift``, every other logit is unchanged. The centred contrast
+    (``purify.centre: image``) removes this way the noised view's answer bias on an image, its mean
+    margin over the image's existence questions, and keeps its preferences between categories.
+    """
+    out = logits.float().clone()
+    half = shifts.float() / 2
+    out[:, yes_id] -= half
+    out[:, no_id] += half
+    return out
+
+
 @dataclass(frozen=True)
 class SparseTargets:
     """The ``top_k`` most likely tokens of each purified target, and the mass the cap dropped.

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from seed.errors import DataError
 from seed.eval.linear_probe import train_probe
+from seed.model.margins import QUESTION_RE, first_token_margins
 
 if TYPE_CHECKING:
     import torch
@@ -34,7 +34,6 @@ PROBE_SEED_OFFSET = 1  # the probe world's seed: the evaluated world's seed + th
 # L-BFGS iterations at most: enough that the probes stop at L-BFGS's own convergence tolerance
 # (an object probe stopped at 100 iterations understated a tower's AUC by about 0.02).
 PROBE_MAX_ITER = 1000
-QUESTION_RE = re.compile(r"^Is there an? (.+?) in the image\?")
 COUNTERFACTUAL = "counterfactual"
 ADVERSARIAL = "adversarial"
 
@@ -82,58 +81,6 @@ def image_features(
             tokens = out.pooler_output if hasattr(out, "pooler_output") else out
             blocks.append(torch.stack(list(tokens)).float().cpu())
     return torch.cat(blocks)
-
-
-def first_token_margins(
-    model: Any,
-    processor: Any,
-    images: Sequence[Any],
-    prompts: Sequence[str],
-    sample_ids: Sequence[str],
-    noise_step: int | None = None,
-    seed: int = 0,
-    batch_size: int = 64,
-) -> tuple[list[float], list[float] | None]:
-    """The first answer token's yes-minus-no logit per pair, on the clean image and on the noised one.
-
-    Batches are built as `seed.model.generate.answer_batch` builds them (chat template, left padding) and
-    read by `seed.model.vcd.decode`'s first step, so the clean margins equal ``answer_all(margins=...)``'s.
-    The noised image is the one VCD contrasts: `seed.model.teacher.noise_pixels` with ``sample_ids`` and
-    ``seed``. Returns ``(clean, noised)``, each one float per pair; ``noised`` is None without
-    ``noise_step``.
-    """
-    from seed.model.generate import eos_token_ids, image_token_ids, prompt_text, yes_no_token_ids
-    from seed.model.teacher import noise_pixels
-    from seed.model.vcd import decode
-
-    yes, no = yes_no_token_ids(processor)
-    tok = processor.tokenizer
-    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    eos = eos_token_ids(model, processor)
-    clean: list[float] = []
-    noised: list[float] | None = [] if noise_step is not None else None
-    for start in range(0, len(prompts), batch_size):
-        stop = start + batch_size
-        inputs = processor(
-            images=list(images[start:stop]),
-            text=[prompt_text(processor, p) for p in prompts[start:stop]],
-            padding=True,
-            padding_side="left",
-            return_tensors="pt",
-        )
-        inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
-        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-        scores: list[torch.Tensor] = []
-        decode(model, inputs, 1, eos, pad, first_scores=scores)
-        clean.extend((scores[0][:, yes] - scores[0][:, no]).tolist())
-        if noised is not None:
-            pixels = noise_pixels(
-                inputs, sample_ids[start:stop], noise_step, seed, image_token_ids(processor)
-            )
-            scores = []
-            decode(model, {**inputs, "pixel_values": pixels}, 1, eos, pad, first_scores=scores)
-            noised.extend((scores[0][:, yes] - scores[0][:, no]).tolist())
-    return clean, noised
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -147,6 +147,7 @@ def teacher_targets(
     image_ids: set[int],
     dtype: torch.dtype | None = None,
     contrast_pixels: torch.Tensor | None = None,
+    answer_shifts: tuple[Sequence[float], int, int] | None = None,
 ) -> list[SampleTargets]:
     """Purified sparse targets of one training batch (`seed.model.batching.build_batch` output, with labels).
 
@@ -161,6 +162,9 @@ def teacher_targets(
         contrast_pixels: pixel inputs of the images to contrast with, laid out as the batch's
             ``pixel_values``; None (default) contrasts with the batch's images noised at
             ``config.noise_step``.
+        answer_shifts: ``(shifts, yes_id, no_id)``, one shift per sample: the noised view's
+            yes-minus-no margin at the sample's first response token is lowered by it before the
+            contrast (`seed.core.purify.shift_answer_margin`); None (default) shifts nothing.
 
     Returns:
         One `SampleTargets` per sample, on the CPU, in the order of the batch.
@@ -183,6 +187,16 @@ def teacher_targets(
         logits = logits[positions.repeat(2, 1)]
     tokens = int(positions.sum())
     clean, noised_logits = logits[:tokens], logits[tokens:]
+    if answer_shifts is not None:
+        import torch
+
+        from seed.core.purify import shift_answer_margin
+
+        shifts, yes_id, no_id = answer_shifts
+        per_token = torch.zeros(tokens, device=noised_logits.device)
+        firsts = torch.cumsum(positions.sum(dim=1), 0) - positions.sum(dim=1)  # each sample's first row
+        per_token[firsts] = torch.tensor([float(x) for x in shifts], device=noised_logits.device)
+        noised_logits = shift_answer_margin(noised_logits, per_token, yes_id, no_id)
     target_log_probs, support = purify_logits(
         clean, noised_logits, config.cd_alpha, config.cd_beta, config.confidence, config.adaptive
     )

@@ -35,7 +35,6 @@ import dataclasses
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,7 +53,7 @@ from seed.files.shards import (
     targets_differences,
     write_shard_and_sidecar,
 )
-from seed.model.generate import image_token_ids, load_pretrained, usable_response
+from seed.model.generate import image_token_ids, load_pretrained, usable_response, yes_no_token_ids
 from seed.model.teacher import plain_logits, teacher_targets, to_device
 from seed.params import check_choice, check_integer, check_number, check_runtime
 
@@ -62,9 +61,10 @@ if TYPE_CHECKING:
     from seed.stages import StagePaths
 
 SECTION = "purify"
+CENTRES = ("none", "image")
 
 
-@dataclass
+@dataclasses.dataclass
 class PurifyConfig:
     """Settings of stage `purify` (params.yaml section ``purify``).
 
@@ -78,6 +78,8 @@ class PurifyConfig:
     contrast_dir: "" (default) contrasts with the noised image. A folder instead holds, under each
     SEED image's file name, the image to contrast with: the positive control `seed_oracle` puts the
     same scene rendered without its objects there (`seed data oracle`).
+    centre: "none" (default) or "image": the noised yes-minus-no margin of an existence question is
+    first lowered by its image's mean (`image_shifts`; `python -m bench.contrast_probe`).
     """
 
     noise_step: int = 500
@@ -95,6 +97,7 @@ class PurifyConfig:
     dtype: str = "float32"
     device: str = "cpu"
     contrast_dir: str = ""
+    centre: str = "none"
 
     def __post_init__(self) -> None:
         if not isinstance(self.contrast_dir, str):
@@ -105,6 +108,7 @@ class PurifyConfig:
         if not isinstance(self.adaptive, bool):
             raise ConfigError(f"{SECTION}.adaptive = {self.adaptive!r} must be true or false")
         check_choice(SECTION, "confidence", self.confidence, CONFIDENCE_METHODS)
+        check_choice(SECTION, "centre", self.centre, CENTRES)
         check_number(SECTION, "flag_tau", self.flag_tau, lo=0, hi=1)
         check_integer(SECTION, "top_k", self.top_k, lo=1)
         check_integer(SECTION, "batch_size", self.batch_size, lo=1)
@@ -122,6 +126,7 @@ def _purify_shard(
     samples: Sequence[Sample],
     config: PurifyConfig,
     bar: Any,
+    shifts: dict[str, float] | None = None,
 ) -> tuple[list[Sample], list[str], list[SampleTargets], list[str]]:
     """Generate, then teach, one shard's samples; returns kept samples, responses, targets, skipped ids."""
     from seed.model.batching import build_batch
@@ -177,9 +182,22 @@ def _purify_shard(
                 image_ids,
                 dtype=model.dtype,
                 contrast_pixels=contrast_pixels,
+                answer_shifts=None
+                if shifts is None
+                else ([shifts.get(s.sample_id, 0.0) for s, _ in chunk], *yes_no_token_ids(processor)),
             )
         )
     return [s for s, _ in kept], [r for _, r in kept], targets, skipped
+
+
+def image_shifts(model: Any, processor: Any, data_dir: Path, samples: Sequence[Sample], config: PurifyConfig):
+    """``{sample id: shift}`` for ``centre: image`` (`seed.model.margins.image_answer_bias` on the split)."""
+    from seed.model.generate import open_image
+    from seed.model.margins import image_answer_bias
+
+    images = {name: open_image(data_dir / IMAGES / name) for name in sorted({s.image for s in samples})}
+    rows, step = [(s.sample_id, s.image, s.prompt) for s in samples], config.noise_step
+    return image_answer_bias(model, processor, images, rows, step, config.seed, config.batch_size)
 
 
 def build_targets(
@@ -230,6 +248,7 @@ def build_targets(
 
     mine = [i for i in range(len(slices)) if shard_owner(i, procs.world_size) == procs.rank]
     model = processor = None
+    shifts: dict[str, float] | None = None
     reused = 0
     with tqdm(
         total=sum(len(slices[i][1]) for i in mine),
@@ -249,7 +268,11 @@ def build_targets(
             if model is None:
                 device = procs.device(config.device)
                 model, processor = load_pretrained(model_path, config.dtype, device)
-            kept, responses, targets, skipped = _purify_shard(model, processor, data_dir, chunk, config, bar)
+                if config.centre == "image":  # over every sample: an image's questions span shards
+                    shifts = image_shifts(model, processor, data_dir, samples, config)
+            kept, responses, targets, skipped = _purify_shard(
+                model, processor, data_dir, chunk, config, bar, shifts
+            )
             write_shard_and_sidecar(
                 shard_path, kept, responses, targets, skipped, run, first, len(chunk), config.flag_tau
             )

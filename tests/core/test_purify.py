@@ -11,6 +11,7 @@ from seed.core.purify import (
     densify,
     plausible_mask,
     purify_logits,
+    shift_answer_margin,
     sparsify_targets,
 )
 
@@ -165,3 +166,11 @@ def test_sparse_storage_under_two_percent_of_dense_fp16():
     assert sparse_bytes / dense_bytes <= 0.02, sparse_bytes / dense_bytes
     tail = 1 - torch.logsumexp(sparse.log_probs.float(), -1).exp()
     torch.testing.assert_close(sparse.tail_mass, tail, atol=2e-3, rtol=0)
+
+
+def test_shift_answer_margin_hand_computed():
+    logits = torch.tensor([[1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 0.0, -1.0]], dtype=torch.bfloat16)
+    out = shift_answer_margin(logits, torch.tensor([2.0, 0.0]), yes_id=1, no_id=3)
+    # yes - no: -2 -> -4 (lowered by the shift), yes + no and every other logit unchanged
+    assert torch.equal(out, torch.tensor([[1.0, 1.0, 3.0, 5.0], [0.0, 1.0, 0.0, -1.0]]))
+    assert out.dtype == torch.float32 and logits[0, 1] == 2.0  # a copy

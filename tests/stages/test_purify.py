@@ -331,3 +331,56 @@ def test_contrast_dir_replaces_the_noised_image(world, llava, tmp_path):
     got, got_mask = densify(shard[0], clean.shape[-1])
     assert torch.equal(got_mask, want_mask)
     assert torch.allclose(got[got_mask], want[want_mask], atol=2e-3)
+
+
+def test_centred_contrast_lowers_the_noised_answer_margin_by_its_image_mean(run, world, llava, tmp_path):
+    """``centre: image`` changes only the first token of existence questions, by the image's mean."""
+    from seed.core.purify import shift_answer_margin
+    from seed.model.generate import yes_no_token_ids
+    from seed.model.margins import QUESTION_RE
+    from seed.stages.purify import image_shifts
+
+    config = dataclasses.replace(CONFIG, centre="image")
+    out = tmp_path / "centred"
+    build_targets(llava, world, out, config, progress=False)
+    plain, _ = run
+    model, processor = load_tiny(llava)
+    shifts = image_shifts(model, processor, world, load_samples(world), config)
+    assert shifts and all(QUESTION_RE.match(s.prompt) for s in load_samples(world) if s.sample_id in shifts)
+    yes, no = yes_no_token_ids(processor)
+    checked = 0
+    for name in sorted(p.name for p in out.glob("shard-*.safetensors")):
+        centred_shard, _ = read_shard(out / name)
+        plain_shard, _ = read_shard(plain / name)
+        samples = read_sidecar(out / name)["samples"]
+        for i, sample in enumerate(samples):
+            a, b = centred_shard[i], plain_shard[i]
+            same_later = torch.equal(a.indices[1:], b.indices[1:]) and torch.equal(
+                a.log_probs[1:], b.log_probs[1:]
+            )
+            assert same_later, sample["id"]  # only the first answer token can change
+            if sample["id"] not in shifts:
+                assert torch.equal(a.log_probs, b.log_probs), sample["id"]
+                continue
+            # the first token, recomputed by hand with the noised margin lowered by the image's mean
+            image = open_image(world / "images" / "seed" / sample["image"])
+            batch = build_batch(processor, [image], [sample["prompt"]], [sample["response"]])
+            labels = batch.pop("labels")[0]
+            noised = add_diffusion_noise(batch["pixel_values"], 500, seeds=[sample_seed(sample["id"], 0)])
+            with torch.no_grad():
+                clean_logits = model(**batch).logits[0]
+                noised_logits = model(**{**batch, "pixel_values": noised}).logits[0]
+            first = int((labels != IGNORE_INDEX).nonzero()[0]) - 1
+            shifted = shift_answer_margin(
+                noised_logits[first : first + 1], torch.tensor([shifts[sample["id"]]]), yes, no
+            )
+            log_probs, support = purify_logits(clean_logits[first : first + 1], shifted, 1.0, 0.1)
+            want, want_mask = densify(
+                sparsify_targets(log_probs, support, CONFIG.top_k), clean_logits.shape[-1]
+            )
+            got, got_mask = densify(a, clean_logits.shape[-1])
+            assert torch.equal(got_mask[:1], want_mask) and torch.allclose(
+                got[:1][got_mask[:1]], want[want_mask], atol=2e-3
+            )
+            checked += 1
+    assert checked >= 3

@@ -1,0 +1,100 @@
+"""The first answer token's yes-minus-no margin of a VLM, on the clean image and on the noised one.
+
+`first_token_margins` reads it as `seed.model.vcd.decode`'s first step does; `image_answer_bias`
+averages the noised margin over an image's existence questions ("Is there a ...?"), the answer bias
+that ``purify.centre: image`` removes before the contrast. `seed.eval.probe` and
+`bench.contrast_probe` read these margins to probe a base model.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+QUESTION_RE = re.compile(r"^Is there an? (.+?) in the image\?")
+
+
+def first_token_margins(
+    model: Any,
+    processor: Any,
+    images: Sequence[Any],
+    prompts: Sequence[str],
+    sample_ids: Sequence[str],
+    noise_step: int | None = None,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> tuple[list[float], list[float] | None]:
+    """The first answer token's yes-minus-no logit per pair, on the clean image and on the noised one.
+
+    Batches are built as `seed.model.generate.answer_batch` builds them (chat template, left padding) and
+    read by `seed.model.vcd.decode`'s first step, so the clean margins equal ``answer_all(margins=...)``'s.
+    The noised image is the one VCD contrasts: `seed.model.teacher.noise_pixels` with ``sample_ids`` and
+    ``seed``. Returns ``(clean, noised)``, each one float per pair; ``noised`` is None without
+    ``noise_step``.
+    """
+    from seed.model.generate import eos_token_ids, image_token_ids, prompt_text, yes_no_token_ids
+    from seed.model.teacher import noise_pixels
+    from seed.model.vcd import decode
+
+    yes, no = yes_no_token_ids(processor)
+    tok = processor.tokenizer
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    eos = eos_token_ids(model, processor)
+    clean: list[float] = []
+    noised: list[float] | None = [] if noise_step is not None else None
+    for start in range(0, len(prompts), batch_size):
+        stop = start + batch_size
+        inputs = processor(
+            images=list(images[start:stop]),
+            text=[prompt_text(processor, p) for p in prompts[start:stop]],
+            padding=True,
+            padding_side="left",
+            return_tensors="pt",
+        )
+        inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+        inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
+        scores: list[torch.Tensor] = []
+        decode(model, inputs, 1, eos, pad, first_scores=scores)
+        clean.extend((scores[0][:, yes] - scores[0][:, no]).tolist())
+        if noised is not None:
+            pixels = noise_pixels(
+                inputs, sample_ids[start:stop], noise_step, seed, image_token_ids(processor)
+            )
+            scores = []
+            decode(model, {**inputs, "pixel_values": pixels}, 1, eos, pad, first_scores=scores)
+            noised.extend((scores[0][:, yes] - scores[0][:, no]).tolist())
+    return clean, noised
+
+
+def image_answer_bias(
+    model: Any,
+    processor: Any,
+    images: dict[str, Any],
+    rows: Sequence[tuple[str, str, str]],
+    noise_step: int,
+    seed: int = 0,
+    batch_size: int = 64,
+) -> dict[str, float]:
+    """The noised view's answer bias per image: for the existence questions ("Is there a ...?") among
+    ``rows`` (sample id, image name, prompt), the mean first-token yes-minus-no margin on the noised
+    image over the questions about the same image, keyed by each question's sample id. The noise is
+    seeded by sample id, as the teacher pass's. No label is read."""
+    asked = [row for row in rows if QUESTION_RE.match(row[2])]
+    _, noised = first_token_margins(
+        model,
+        processor,
+        [images[name] for _, name, _ in asked],
+        [prompt for _, _, prompt in asked],
+        [sample_id for sample_id, _, _ in asked],
+        noise_step,
+        seed,
+        batch_size=batch_size,
+    )
+    by_image: dict[str, list[float]] = {}
+    for (_, name, _), margin in zip(asked, noised, strict=True):
+        by_image.setdefault(name, []).append(margin)
+    return {sample_id: sum(by_image[name]) / len(by_image[name]) for sample_id, name, _ in asked}
