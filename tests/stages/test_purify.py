@@ -139,13 +139,8 @@ def test_shards_hold_sparse_targets_only(run, llava):
         assert read_sidecar(path)["samples"] and [s["id"] for s in read_sidecar(path)["samples"]] == ids
 
 
-def test_targets_equal_a_separate_clean_and_noised_pass(run, world, llava):
-    """The 2B batch, the shift and the response masking, checked against two plain forwards."""
-    out, _ = run
-    model, processor = load_tiny(llava)
-    path = out / "shard-00001.safetensors"
-    shard, _ = read_shard(path)
-    sample = read_sidecar(path)["samples"][1]
+def _two_forwards(model, processor, world, sample: dict):
+    """A sidecar sample's (clean logits, noised logits, labels) by two plain forwards (noise step 500)."""
     image = open_image(world / "images" / "seed" / sample["image"])
     batch = build_batch(processor, [image], [sample["prompt"]], [sample["response"]])
     labels = batch.pop("labels")[0]
@@ -153,6 +148,17 @@ def test_targets_equal_a_separate_clean_and_noised_pass(run, world, llava):
     with torch.no_grad():
         clean_logits = model(**batch).logits[0]
         noised_logits = model(**{**batch, "pixel_values": noised}).logits[0]
+    return clean_logits, noised_logits, labels
+
+
+def test_targets_equal_a_separate_clean_and_noised_pass(run, world, llava):
+    """The 2B batch, the shift and the response masking, checked against two plain forwards."""
+    out, _ = run
+    model, processor = load_tiny(llava)
+    path = out / "shard-00001.safetensors"
+    shard, _ = read_shard(path)
+    sample = read_sidecar(path)["samples"][1]
+    clean_logits, noised_logits, labels = _two_forwards(model, processor, world, sample)
     targets = (labels != IGNORE_INDEX).nonzero().squeeze(1)  # positions of response tokens
     assert labels[: targets[0]].eq(IGNORE_INDEX).all() and len(targets) > 0
     log_probs, support = purify_logits(clean_logits[targets - 1], noised_logits[targets - 1], 1.0, 0.1)
@@ -363,13 +369,7 @@ def test_centred_contrast_lowers_the_noised_answer_margin_by_its_image_mean(run,
                 assert torch.equal(a.log_probs, b.log_probs), sample["id"]
                 continue
             # the first token, recomputed by hand with the noised margin lowered by the image's mean
-            image = open_image(world / "images" / "seed" / sample["image"])
-            batch = build_batch(processor, [image], [sample["prompt"]], [sample["response"]])
-            labels = batch.pop("labels")[0]
-            noised = add_diffusion_noise(batch["pixel_values"], 500, seeds=[sample_seed(sample["id"], 0)])
-            with torch.no_grad():
-                clean_logits = model(**batch).logits[0]
-                noised_logits = model(**{**batch, "pixel_values": noised}).logits[0]
+            clean_logits, noised_logits, labels = _two_forwards(model, processor, world, sample)
             first = int((labels != IGNORE_INDEX).nonzero()[0]) - 1
             shifted = shift_answer_margin(
                 noised_logits[first : first + 1], torch.tensor([shifts[sample["id"]]]), yes, no
