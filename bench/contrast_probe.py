@@ -77,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         [f"{n}|{p}" for n, p in every],
         args.noise_step,
         0,
+        with_clean=False,
     )
     sums: dict[str, list[float]] = defaultdict(list)
     for (name, _), margin in zip(every, noised_every, strict=True):

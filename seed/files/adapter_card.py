@@ -29,38 +29,41 @@ PAPER = (
 POPE_SPLITS_SHOWN = ("random", "popular", "adversarial", "counterfactual")
 
 
+def _result(task: str, task_type: str, dataset: dict, metric: str, value: float, label: str) -> dict:
+    """One Hugging Face eval result: a task, a dataset and one metric."""
+    return {
+        "task": {"type": task_type, "name": task},
+        "dataset": dataset,
+        "metrics": [{"type": metric, "value": value, "name": label}],
+    }
+
+
 def _model_index(name: str, metrics: dict, method: str) -> list[dict]:
     """The ``model-index`` entries (Hugging Face eval results) of one method of a metrics.json."""
-    results = []
-    for split, scores in metrics.get("pope", {}).get(method, {}).items():
-        if isinstance(scores, dict) and isinstance(scores.get("f1"), int | float):
-            results.append(
-                {
-                    "task": {"type": "image-text-to-text", "name": "object hallucination (POPE)"},
-                    "dataset": {"type": "pope", "name": f"POPE {split}", "split": split},
-                    "metrics": [{"type": "f1", "value": round(float(scores["f1"]), 4), "name": "F1"}],
-                }
-            )
-    mme = metrics.get("mme", {}).get(method, {})
-    if isinstance(mme.get("total"), int | float):
-        results.append(
-            {
-                "task": {"type": "image-text-to-text", "name": "hallucination (MME subset)"},
-                "dataset": {"type": "mme", "name": "MME existence, count, position, color"},
-                "metrics": [{"type": "score", "value": round(float(mme["total"]), 2), "name": "total"}],
-            }
+    vlm = "image-text-to-text"
+    results = [
+        _result(
+            "object hallucination (POPE)",
+            vlm,
+            {"type": "pope", "name": f"POPE {split}", "split": split},
+            "f1",
+            round(float(scores["f1"]), 4),
+            "F1",
         )
-    chair = metrics.get("chair", {}).get(method, {})
-    if isinstance(chair.get("chair_s"), int | float):
+        for split, scores in metrics.get("pope", {}).get(method, {}).items()
+        if isinstance(scores, dict) and isinstance(scores.get("f1"), int | float)
+    ]
+    mme = metrics.get("mme", {}).get(method, {}).get("total")
+    if isinstance(mme, int | float):
+        dataset = {"type": "mme", "name": "MME existence, count, position, color"}
         results.append(
-            {
-                "task": {"type": "image-to-text", "name": "caption hallucination (CHAIR)"},
-                "dataset": {"type": "chair", "name": "CHAIR captions"},
-                "metrics": [
-                    {"type": "chair_s", "value": round(float(chair["chair_s"]), 4), "name": "CHAIR_s"}
-                ],
-            }
+            _result("hallucination (MME subset)", vlm, dataset, "score", round(float(mme), 2), "total")
         )
+    chair = metrics.get("chair", {}).get(method, {}).get("chair_s")
+    if isinstance(chair, int | float):
+        dataset = {"type": "chair", "name": "CHAIR captions"}
+        task = "caption hallucination (CHAIR)"
+        results.append(_result(task, "image-to-text", dataset, "chair_s", round(float(chair), 4), "CHAIR_s"))
     return [{"name": name, "results": results}] if results else []
 
 

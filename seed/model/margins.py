@@ -27,14 +27,15 @@ def first_token_margins(
     noise_step: int | None = None,
     seed: int = 0,
     batch_size: int = 64,
-) -> tuple[list[float], list[float] | None]:
+    with_clean: bool = True,
+) -> tuple[list[float] | None, list[float] | None]:
     """The first answer token's yes-minus-no logit per pair, on the clean image and on the noised one.
 
     Batches are built as `seed.model.generate.answer_batch` builds them (chat template, left padding) and
     read by `seed.model.vcd.decode`'s first step, so the clean margins equal ``answer_all(margins=...)``'s.
     The noised image is the one VCD contrasts: `seed.model.teacher.noise_pixels` with ``sample_ids`` and
     ``seed``. Returns ``(clean, noised)``, each one float per pair; ``noised`` is None without
-    ``noise_step``.
+    ``noise_step``, ``clean`` is None with ``with_clean=False`` (the clean pass is then skipped).
     """
     from seed.model.generate import eos_token_ids, image_token_ids, prompt_text, yes_no_token_ids
     from seed.model.teacher import noise_pixels
@@ -44,7 +45,7 @@ def first_token_margins(
     tok = processor.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
     eos = eos_token_ids(model, processor)
-    clean: list[float] = []
+    clean: list[float] | None = [] if with_clean else None
     noised: list[float] | None = [] if noise_step is not None else None
     for start in range(0, len(prompts), batch_size):
         stop = start + batch_size
@@ -58,8 +59,9 @@ def first_token_margins(
         inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
         inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
         scores: list[torch.Tensor] = []
-        decode(model, inputs, 1, eos, pad, first_scores=scores)
-        clean.extend((scores[0][:, yes] - scores[0][:, no]).tolist())
+        if clean is not None:
+            decode(model, inputs, 1, eos, pad, first_scores=scores)
+            clean.extend((scores[0][:, yes] - scores[0][:, no]).tolist())
         if noised is not None:
             pixels = noise_pixels(
                 inputs, sample_ids[start:stop], noise_step, seed, image_token_ids(processor)
@@ -93,6 +95,7 @@ def image_answer_bias(
         noise_step,
         seed,
         batch_size=batch_size,
+        with_clean=False,  # only the noised view's bias is wanted
     )
     by_image: dict[str, list[float]] = {}
     for (_, name, _), margin in zip(asked, noised, strict=True):

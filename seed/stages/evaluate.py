@@ -186,9 +186,9 @@ def metrics_name(protocol: str) -> str:
     return "metrics.json" if protocol == "greedy" else "metrics_sample.json"
 
 
-def timings_name(protocol: str) -> str:
-    """Where the wall-clock numbers of a metrics file go: ``timings.json`` / ``timings_sample.json``."""
-    return metrics_name(protocol).replace("metrics", "timings")
+def timings_name(metrics_file: str) -> str:
+    """Where the wall-clock numbers of a metrics file go: ``metrics.json`` -> ``timings.json``."""
+    return metrics_file.replace("metrics", "timings")
 
 
 # Cost fields measured on the clock (and their ``_std`` over seeds): they differ from machine to
@@ -227,7 +227,7 @@ def read_metrics(reports_dir: str | Path, protocol: str = "greedy") -> dict | No
     if not path.is_file():
         return None
     metrics = json.loads(path.read_text())
-    timings = Path(reports_dir) / timings_name(protocol)
+    timings = Path(reports_dir) / timings_name(metrics_name(protocol))
     return merge_timings(metrics, json.loads(timings.read_text())) if timings.is_file() else metrics
 
 
@@ -316,7 +316,7 @@ def evaluate_methods(
         metrics["settings"]["yes_bias"] = biases
     stable, timings = split_timings(_finite(metrics))
     _write_json(out_dir / metrics_file, stable)  # the same bytes on every machine
-    _write_json(out_dir / metrics_file.replace("metrics", "timings"), timings)
+    _write_json(out_dir / timings_name(metrics_file), timings)
     write_plots(stable, out_dir)
     adapters = {spec.adapter for spec in methods.values() if spec.adapter is not None}
     for adapter in adapters:  # the adapter's card gets the results of its evaluation
