@@ -84,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
         sums[name].append(margin)
     image_mean = {name: sum(v) / len(v) for name, v in sums.items()}
     centred = [n - image_mean[q["image"]] for n, q in zip(noised, questions, strict=True)]
+    # for comparison only, not label-free: the mean over the image's own POPE questions, whose mix
+    # (three present, three absent objects per image) is the benchmark's design
+    asked: dict[str, list[float]] = defaultdict(list)
+    for n, q in zip(noised, questions, strict=True):
+        asked[q["image"]].append(n)
+    pope_mean = {name: sum(v) / len(v) for name, v in asked.items()}
+    centred_pope = [n - pope_mean[q["image"]] for n, q in zip(noised, questions, strict=True)]
 
     labels = [q["label"] for q in questions]
     by_label = {}
@@ -97,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             "noised_yes_share": round(sum(noised[i] > 0 for i in idx) / len(idx), 4),
         }
     contrasts = {"clean": rates(clean, labels)}
-    for name, view in (("noised", noised), ("centred", centred)):
+    for name, view in (("noised", noised), ("centred", centred), ("centred on POPE's mix", centred_pope)):
         for alpha in (1.0, 3.0):
             margins = [(1 + alpha) * c - alpha * n for c, n in zip(clean, view, strict=True)]
             contrasts[f"{name}, a={alpha:g}"] = rates(margins, labels)

@@ -24,7 +24,6 @@ default to the world layout under the data folder (docs/data-format.md).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -36,7 +35,7 @@ from seed.eval.benchmarks import check_inputs
 from seed.eval.runner import evaluate_model
 from seed.files.adapter_card import write_adapter_card
 from seed.files.atomic import write_json as _write_json
-from seed.files.inputs import DEFAULT_MAX_IMAGE_SIDE, MAX_PROMPT_CHARS
+from seed.files.inputs import DEFAULT_MAX_IMAGE_SIDE, MAX_PROMPT_CHARS, read_json
 from seed.params import check_range
 
 if TYPE_CHECKING:
@@ -226,9 +225,9 @@ def read_metrics(reports_dir: str | Path, protocol: str = "greedy") -> dict | No
     path = Path(reports_dir) / metrics_name(protocol)
     if not path.is_file():
         return None
-    metrics = json.loads(path.read_text())
+    metrics = read_json(path)  # a DataError naming the file when it is not JSON
     timings = Path(reports_dir) / timings_name(metrics_name(protocol))
-    return merge_timings(metrics, json.loads(timings.read_text())) if timings.is_file() else metrics
+    return merge_timings(metrics, read_json(timings)) if timings.is_file() else metrics
 
 
 @dataclass(frozen=True)

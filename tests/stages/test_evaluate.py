@@ -300,3 +300,17 @@ def test_missing_pope_image_names_the_file(real_layout, model_dir, tmp_path):
     config.images_dir = str(tmp_path / "nowhere")
     with pytest.raises(DataError, match="nowhere"):
         evaluate_stage(model_dir, real_layout["root"] / "empty", tmp_path, config, progress=False)
+
+
+def test_read_metrics_names_a_broken_timings_file(tmp_path):
+    from seed.errors import DataError
+    from seed.stages.evaluate import read_metrics
+
+    assert read_metrics(tmp_path) is None
+    (tmp_path / "metrics.json").write_text('{"protocol": "greedy", "cost": {"base": {"steps": 3}}}')
+    assert read_metrics(tmp_path) == {"protocol": "greedy", "cost": {"base": {"steps": 3}}}
+    (tmp_path / "timings.json").write_text('{"cost": {"base": {"seconds": 1.5}}, "seconds": {"base": 2.0}}')
+    assert read_metrics(tmp_path)["cost"]["base"] == {"steps": 3, "seconds": 1.5}
+    (tmp_path / "timings.json").write_text("{not json")
+    with pytest.raises(DataError, match="timings.json"):
+        read_metrics(tmp_path)
