@@ -67,6 +67,11 @@ GRIDS = {
         ("all", 12, 900, 2.0, True, 1, 5200, "image"),
         ("all", 12, 700, 3.0, True, 1, 5200, "image"),
     ],
+    "centre-weight": [  # centring partly (weight 0.5) or by one mean over the whole split
+        ("all", 12, 900, 3.0, True, 1, 5200, "image", 0.5),
+        ("all", 12, 900, 3.0, True, 1, 5200, "split"),
+        ("all", 12, 900, 3.0, True, 1, 5200, "split", 0.5),
+    ],
     "quick": [
         ("all", 4, 900, 0.0, True, 1, 200),
         ("all", 4, 900, 3.0, True, 1, 200),
@@ -75,11 +80,20 @@ GRIDS = {
 
 
 def row_name(row: tuple) -> str:
-    """``pool-questions/step/alpha/strength/epochs/samples``, and ``/centred`` for ``centre: image``."""
+    """``pool-questions/step/alpha/strength/epochs/samples``, then ``/centred`` for ``centre: image``,
+    ``/centred-split`` for ``centre: split``, and ``x<weight>`` for a ``centre_weight`` below 1."""
     pool, questions, step, alpha, adaptive, epochs, samples, *centre = row
     strength = "adaptive" if adaptive else "fixed"
-    tail = "/centred" if centre and centre[0] == "image" else ""
+    mode, weight = centre_of(row)
+    tail = "" if mode == "none" else "/centred" + ("-split" if mode == "split" else "")
+    tail += f"x{weight:g}" if weight != 1 else ""
     return f"{pool}-{questions}/{step}/{alpha:g}/{strength}/{epochs}/{samples or 'all'}{tail}"
+
+
+def centre_of(row: tuple) -> tuple[str, float]:
+    """A row's ``(purify.centre, purify.centre_weight)``: its optional 8th and 9th fields."""
+    extra = row[7:]
+    return (extra[0] if extra else "none"), (float(extra[1]) if len(extra) > 1 else 1.0)
 
 
 def world_variant(data: Path, out: Path, **overrides) -> Path:
@@ -132,7 +146,8 @@ def main() -> int:
         name = row_name(row)
         if name in rows:
             continue
-        pool, questions, step, alpha, adaptive, epochs, samples, *centre = row
+        pool, questions, step, alpha, adaptive, epochs, samples, *_ = row
+        centre, centre_weight = centre_of(row)
         start = time.perf_counter()
         split = world_variant(
             data, work / f"world-{pool}-{questions}", seed_question_pool=pool, seed_questions=questions
@@ -143,7 +158,8 @@ def main() -> int:
             cd_alpha=alpha,
             adaptive=adaptive,
             max_samples=samples,
-            centre=centre[0] if centre else "none",
+            centre=centre,
+            centre_weight=centre_weight,
         )
         distill = dataclasses.replace(distill_base, epochs=epochs)
         slug = name.replace("/", "_")

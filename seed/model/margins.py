@@ -80,10 +80,12 @@ def image_answer_bias(
     noise_step: int,
     seed: int = 0,
     batch_size: int = 64,
+    over: str = "image",
 ) -> dict[str, float]:
     """The noised view's answer bias per image: for the existence questions ("Is there a ...?") among
     ``rows`` (sample id, image name, prompt), the mean first-token yes-minus-no margin on the noised
-    image over the questions about the same image, keyed by each question's sample id. The noise is
+    image over the questions about the same image (``over="image"``) or over every question of
+    ``rows`` (``over="split"``: one bias for all), keyed by each question's sample id. The noise is
     seeded by sample id, as the teacher pass's. No label is read."""
     asked = [row for row in rows if QUESTION_RE.match(row[2])]
     _, noised = first_token_margins(
@@ -98,6 +100,10 @@ def image_answer_bias(
         with_clean=False,  # only the noised view's bias is wanted
     )
     by_image: dict[str, list[float]] = {}
+    if over not in ("image", "split"):
+        raise ValueError(f"over = {over!r} must be 'image' or 'split'")
+    group = (lambda name: name) if over == "image" else (lambda name: "")
     for (_, name, _), margin in zip(asked, noised, strict=True):
-        by_image.setdefault(name, []).append(margin)
-    return {sample_id: sum(by_image[name]) / len(by_image[name]) for sample_id, name, _ in asked}
+        by_image.setdefault(group(name), []).append(margin)
+    means = {key: sum(values) / len(values) for key, values in by_image.items()}
+    return {sample_id: means[group(name)] for sample_id, name, _ in asked}

@@ -11,11 +11,10 @@ For every human turn of ``data_dir/seed/instructions.json`` (one single-turn sam
  purify_logits(l_t, n_t) --> sparsify_targets(top_k) --> shard-NNNNN.safetensors + .samples.json
 ```
 
-No answer is read anywhere: only images and instructions. The teacher here is the checkpoint itself,
-loaded without adapter, in eval mode under ``no_grad`` (the teacher pass: `seed.model.teacher`).
-That is the same function as `seed.model.adapter.teacher_logits` on the freshly adapted model of
-stage `distill` (``bias="none"``, adapter disabled), so targets written here equal the ones the
-distill stage would compute online.
+No answer is read anywhere: only images and instructions. The teacher is the checkpoint itself without
+adapter, in eval mode under ``no_grad`` (`seed.model.teacher`): the same function as
+`seed.model.adapter.teacher_logits` on stage `distill`'s freshly adapted model (adapter disabled), so
+these targets equal the ones distill would compute online.
 
 Each shard covers a fixed slice of ``shard_size`` samples (in file order) and has a sidecar
 ``shard-NNNNN.samples.json`` with the samples' ids, images, prompts and response texts (what
@@ -61,7 +60,7 @@ if TYPE_CHECKING:
     from seed.stages import StagePaths
 
 SECTION = "purify"
-CENTRES = ("none", "image")
+CENTRES = ("none", "image", "split")
 
 
 @dataclasses.dataclass
@@ -78,8 +77,8 @@ class PurifyConfig:
     contrast_dir: "" (default) contrasts with the noised image. A folder instead holds, under each
     SEED image's file name, the image to contrast with: the positive control `seed_oracle` puts the
     same scene rendered without its objects there (`seed data oracle`).
-    centre: "none" (default) or "image": the noised yes-minus-no margin of an existence question is
-    first lowered by its image's mean (`image_shifts`; `python -m bench.contrast_probe`).
+    centre / centre_weight: "none" (default); "image" or "split": an existence question's noised answer
+    margin is first lowered by ``centre_weight`` (0, 1] x its mean over the image's or split's (`image_shifts`).
     """
 
     noise_step: int = 500
@@ -98,6 +97,7 @@ class PurifyConfig:
     device: str = "cpu"
     contrast_dir: str = ""
     centre: str = "none"
+    centre_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.contrast_dir, str):
@@ -109,6 +109,7 @@ class PurifyConfig:
             raise ConfigError(f"{SECTION}.adaptive = {self.adaptive!r} must be true or false")
         check_choice(SECTION, "confidence", self.confidence, CONFIDENCE_METHODS)
         check_choice(SECTION, "centre", self.centre, CENTRES)
+        check_number(SECTION, "centre_weight", self.centre_weight, lo=0, hi=1, lo_open=True)
         check_number(SECTION, "flag_tau", self.flag_tau, lo=0, hi=1)
         check_integer(SECTION, "top_k", self.top_k, lo=1)
         check_integer(SECTION, "batch_size", self.batch_size, lo=1)
@@ -191,13 +192,16 @@ def _purify_shard(
 
 
 def image_shifts(model: Any, processor: Any, data_dir: Path, samples: Sequence[Sample], config: PurifyConfig):
-    """``{sample id: shift}`` for ``centre: image`` (`seed.model.margins.image_answer_bias` on the split)."""
+    """``{sample id: shift}``: ``centre_weight`` x `seed.model.margins.image_answer_bias` on the split."""
     from seed.model.generate import open_image
     from seed.model.margins import image_answer_bias
 
     images = {name: open_image(data_dir / IMAGES / name) for name in sorted({s.image for s in samples})}
     rows, step = [(s.sample_id, s.image, s.prompt) for s in samples], config.noise_step
-    return image_answer_bias(model, processor, images, rows, step, config.seed, config.batch_size)
+    bias = image_answer_bias(
+        model, processor, images, rows, step, config.seed, config.batch_size, config.centre
+    )
+    return {sample_id: config.centre_weight * value for sample_id, value in bias.items()}
 
 
 def build_targets(
@@ -268,7 +272,7 @@ def build_targets(
             if model is None:
                 device = procs.device(config.device)
                 model, processor = load_pretrained(model_path, config.dtype, device)
-                if config.centre == "image":  # over every sample: an image's questions span shards
+                if config.centre != "none":  # over every sample: an image's questions span shards
                     shifts = image_shifts(model, processor, data_dir, samples, config)
             kept, responses, targets, skipped = _purify_shard(
                 model, processor, data_dir, chunk, config, bar, shifts
@@ -386,12 +390,7 @@ def check_multiprocess_targets(
     }
 
 
-__all__ = [
-    "PurifyConfig",
-    "build_targets",
-    "check_multiprocess_targets",
-    "write_purify_params",
-]
+__all__ = ["PurifyConfig", "build_targets", "check_multiprocess_targets", "write_purify_params"]
 
 
 def run(paths: StagePaths, config: PurifyConfig, progress: bool = False) -> dict:

@@ -384,3 +384,29 @@ def test_centred_contrast_lowers_the_noised_answer_margin_by_its_image_mean(run,
             )
             checked += 1
     assert checked >= 3
+
+
+def test_split_centring_and_centre_weight_scale_the_image_means(world, llava):
+    """``centre: split`` shifts every question by the mean over all of them, and
+    ``centre_weight`` scales the shift; both computed by hand from the per-image shifts."""
+    from seed.stages.purify import image_shifts
+
+    model, processor = load_tiny(llava)
+    samples = load_samples(world)
+    by_image = image_shifts(model, processor, world, samples, dataclasses.replace(CONFIG, centre="image"))
+    split = image_shifts(model, processor, world, samples, dataclasses.replace(CONFIG, centre="split"))
+    half = image_shifts(
+        model, processor, world, samples, dataclasses.replace(CONFIG, centre="image", centre_weight=0.5)
+    )
+    assert set(split) == set(by_image) == set(half) and len(by_image) >= 3
+    # each question carries its image's mean, so their average is the mean over all questions
+    want = sum(by_image.values()) / len(by_image)
+    assert all(v == pytest.approx(want, abs=1e-5) for v in split.values())
+    assert len(set(round(v, 5) for v in by_image.values())) > 1  # images differ, so the test can fail
+    assert all(half[k] == pytest.approx(0.5 * by_image[k], abs=1e-6) for k in by_image)
+
+
+@pytest.mark.parametrize("weight", [0, -0.5, 1.5, "half"])
+def test_centre_weight_outside_zero_to_one_is_a_config_error(weight):
+    with pytest.raises(ConfigError, match="purify.centre_weight"):
+        PurifyConfig(centre="image", centre_weight=weight)
