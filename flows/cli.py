@@ -61,7 +61,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def resolve_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
     """``(data, workdir, params)`` as absolute paths, with the defaults filled in."""
-    from flows.pipeline import is_dvc_project
+    from flows.workspace import is_dvc_project
 
     workdir = Path(args.workdir).resolve()
     data = Path(args.data).resolve() if args.data else workdir / "data"
@@ -91,7 +91,8 @@ def main_run(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     prefect_environment(Path(args.workdir))
 
-    from flows.pipeline import load_configs, make_workspace, seed_pipeline
+    from flows.pipeline import seed_pipeline
+    from flows.workspace import load_configs, make_workspace
     from seed.eval.report import results_table
 
     data, workdir, params = resolve_paths(args)
