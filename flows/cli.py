@@ -82,7 +82,7 @@ def main_run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="seed run",
         description="Run the whole pipeline as the Prefect flow seed-pipeline (no server needed): validate, "
-        "pretrain, purify, distill, evaluate, track in MLflow, register and promote the adapter.",
+        "pretrain, purify, distill, evolve (rounds 2..N), evaluate, track in MLflow, register and promote the final round.",
         epilog=RUN_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

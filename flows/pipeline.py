@@ -1,7 +1,7 @@
 """The Prefect flow ``seed-pipeline``: the stages of `seed.stages`, tracked in MLflow, registered, promoted.
 
 ```
-validate -> pretrain -> purify -> distill -> evaluate -> MLflow run -> register + promote (seed-lvlm)
+validate -> pretrain -> purify -> distill -> evolve (rounds 2..N) -> evaluate -> MLflow run -> register
    |  invalid data: the flow ends Failed with the great-expectations report; nothing downstream runs
 ```
 
@@ -11,7 +11,11 @@ the stages run:
 - in the DVC project (``workdir`` holds dvc.yaml and .dvc/, data is ``workdir/data``): each task is
   ``dvc.repo.Repo().reproduce(<stage>)``, which runs the stage's dvc.yaml command (``python -m
   seed.stages <stage>``) or skips it when nothing changed, and keeps dvc.lock true;
-- anywhere else: the same stage function runs in-process on ``workdir`` paths, without DVC.
+- anywhere else: the same stage function runs in-process on ``workdir`` paths, without DVC; the
+  rounds of `evolve` (params.yaml ``evolve.rounds``) are then one task each (``evolve-r<r>``).
+
+With N rounds the MLflow run is named ``seed r<N> <commit>`` and holds one nested run per round; the
+final round's adapter is the one evaluated, registered (tagged ``seed.rounds``) and promoted.
 
 No stage logic lives here. Only the I/O tasks (MLflow) retry.
 """
@@ -83,18 +87,57 @@ def report_text(path: Path) -> tuple[bool, str]:
     return report.ok, report.format()
 
 
-def run_in_process(ws: Workspace, stage: str, config: Any) -> dict:
-    """Run a stage of `seed.stages.STAGE_TABLE` on the workspace paths; returns its summary."""
-    paths = StagePaths(
+def stage_paths(ws: Workspace) -> StagePaths:
+    """The workspace's paths, as the stages name them."""
+    return StagePaths(
         data=ws.data,
         model=ws.model,
         base_model=ws.root / BASE_MODEL,
         targets=ws.targets,
         adapter=ws.adapter,
         seed_model=ws.seed_model,
+        rounds=ws.rounds,
         reports=ws.reports,
     )
-    return STAGE_TABLE[stage].run(paths, config, False)
+
+
+def run_in_process(ws: Workspace, stage: str, config: Any) -> dict:
+    """Run a stage of `seed.stages.STAGE_TABLE` on the workspace paths; returns its summary."""
+    return STAGE_TABLE[stage].run(stage_paths(ws), config, False)
+
+
+def final_round(ws: Workspace) -> dict[str, Any]:
+    """The last entry of the workspace's rounds list (round 1: stages purify and distill)."""
+    from seed.files.rounds import read_rounds
+    from seed.stages.evolve import first_round
+
+    return (read_rounds(ws.rounds) or [first_round(stage_paths(ws))])[-1]
+
+
+@task(cache_policy=NO_CACHE)
+def evolve_round(ws: Workspace, r: int, configs: dict[str, Any]) -> dict[str, Any]:
+    """Round ``r`` >= 2 of `seed.stages.evolve`, in-process; returns its rounds-list entry."""
+    from seed.stages.evolve import pipeline_round
+
+    start = time.perf_counter()
+    entry = pipeline_round(stage_paths(ws), r, configs["purify"], configs["distill"])
+    print(f"evolve: round {r} done in {time.perf_counter() - start:.1f} s (taught by {entry['generator']})")
+    return entry
+
+
+def run_rounds(ws: Workspace, configs: dict[str, Any]) -> StageRun:
+    """Stage evolve in-process: one `evolve_round` task per round 2..N, then the rounds list."""
+    from seed.files.rounds import write_rounds
+    from seed.stages.evolve import first_round
+
+    rounds = configs["evolve"].rounds
+    print(f"evolve: {rounds} round(s) (in-process)")
+    start = time.perf_counter()
+    entries = [first_round(stage_paths(ws))]
+    for r in range(2, rounds + 1):
+        entries.append(evolve_round.with_options(name=f"evolve-r{r}")(ws, r, configs))
+    write_rounds(ws.rounds, entries)
+    return StageRun("evolve", time.perf_counter() - start)
 
 
 def brief(summary: dict | None) -> str:
@@ -138,14 +181,14 @@ def run_stage(ws: Workspace, stage: str, config: Any) -> StageRun:
 
 
 @task(cache_policy=NO_CACHE, **IO_RETRIES)
-def open_run(ws: Workspace, tags: dict[str, str]) -> str:
+def open_run(ws: Workspace, tags: dict[str, str], rounds: int = 1) -> str:
     """Create the MLflow run of this pipeline run in ``<root>/mlflow.db``; returns its id."""
     from mlflow import MlflowClient
 
     from seed.mlops.tracking import configure
 
     experiment_id = configure(ws.root)
-    run = MlflowClient().create_run(experiment_id, run_name=run_name(), tags=tags)
+    run = MlflowClient().create_run(experiment_id, run_name=run_name(rounds), tags=tags)
     print(f"mlflow: run {run.info.run_id} in {ws.root / 'mlflow.db'} (view: mlflow ui in {ws.root})")
     return run.info.run_id
 
@@ -169,7 +212,15 @@ def track_run(
     """Log params, losses, metrics, plots, answers, datasets and the git commit into the MLflow run."""
     import mlflow
 
-    from seed.mlops.tracking import DatasetRef, configure, dataset_digest, dvc_hashes, log_pipeline_run
+    from seed.files.rounds import read_rounds
+    from seed.mlops.tracking import (
+        DatasetRef,
+        configure,
+        dataset_digest,
+        dvc_hashes,
+        log_pipeline_run,
+        log_round_runs,
+    )
 
     configure(ws.root)
     sections = dict(configs)
@@ -198,6 +249,10 @@ def track_run(
             CODE_ROOT,
             metrics,
         )
+        rounds = read_rounds(ws.rounds) if finished else []
+        if len(rounds) > 1:  # one nested run per round
+            mlflow.set_tag("seed.rounds", str(len(rounds)))
+            log_round_runs(rounds, run_name(len(rounds)))
         validation = ws.reports / "validation.json"
         if not finished and validation.is_file() and any(r.stage == "validate" for r in runs):
             mlflow.log_artifact(str(validation), "reports")
@@ -211,20 +266,24 @@ def track_run(
 def promote(ws: Workspace, run_id: str, metrics: dict | None, config: Any) -> dict[str, Any] | None:
     """Register the adapter as a version of seed-lvlm and move `champion` only if it passes the gate."""
     import mlflow
+    from mlflow import MlflowClient
 
     from seed.mlops import registry
     from seed.mlops.gate import method_scores
     from seed.mlops.registry import MODEL_NAME, register_adapter
     from seed.mlops.tracking import configure
 
-    if not (ws.adapter / "adapter_config.json").is_file():
-        print(f"registry: no adapter in {ws.adapter}, nothing to register")
+    final = final_round(ws)  # the last self-evolving round: its adapter on the model that taught it
+    adapter, rounds = Path(final["adapter"]), str(final["round"])
+    if not (adapter / "adapter_config.json").is_file():
+        print(f"registry: no adapter in {adapter}, nothing to register")
         return None
     configure(ws.root)
     mlflow.start_run(run_id=run_id)
     status = "FAILED"  # a retry resumes the run (RUNNING again); only a completed promotion finishes it
     try:
-        version, created = register_adapter(ws.adapter, ws.model, method_scores(metrics, "seed"))
+        version, created = register_adapter(adapter, final["generator"], method_scores(metrics, "seed"))
+        MlflowClient().set_model_version_tag(MODEL_NAME, version.version, "seed.rounds", rounds)
         decision = registry.promote(version.version, method_scores(metrics, "base"), config)
         mlflow.set_tags({"seed.model_version": version.version, "seed.promotion": decision.alias})
         status = "FINISHED"
@@ -235,6 +294,7 @@ def promote(ws: Workspace, run_id: str, metrics: dict | None, config: Any) -> di
     return {
         "name": MODEL_NAME,
         "version": str(version.version),
+        "rounds": int(rounds),
         "created": created,
         "alias": decision.alias,
         "reason": decision.reason,
@@ -276,15 +336,19 @@ def seed_pipeline(
     base_model: str | None = None,
     register_model: bool = True,
 ) -> dict[str, Any] | State:
-    """Validate, pretrain, purify, distill and evaluate; track the run in MLflow; register and promote."""
+    """Validate, pretrain, purify, distill, evolve and evaluate; track the run in MLflow; register and
+    promote the final round."""
     ws = make_workspace(data_dir, workdir, base_model)
     configs = load_configs(ws, params_path, overrides)
-    run_id = open_run(ws, run_tags(ws))
+    run_id = open_run(ws, run_tags(ws), configs["evolve"].rounds)
     runs: list[StageRun] = []
     try:
         for stage in STAGES:
             if stage == "pretrain" and ws.base_model:
                 print(f"pretrain: skipped, starting from {ws.base_model}")
+                continue
+            if stage == "evolve" and not ws.dvc:
+                runs.append(run_rounds(ws, configs))
                 continue
             runs.append(run_stage.with_options(name=stage)(ws, stage, configs[stage]))
             if not runs[-1].ok:

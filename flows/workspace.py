@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from seed.errors import ConfigError, DataError
-from seed.stages import ADAPTER, BASE_MODEL, REPORTS, SEED_MODEL, STAGES, TARGETS
+from seed.stages import ADAPTER, BASE_MODEL, REPORTS, ROUNDS, SEED_MODEL, STAGES, TARGETS
 
 
 @dataclass(frozen=True)
@@ -34,6 +34,10 @@ class Workspace:
     @property
     def seed_model(self) -> Path:
         return self.root / SEED_MODEL
+
+    @property
+    def rounds(self) -> Path:
+        return self.root / ROUNDS
 
     @property
     def reports(self) -> Path:

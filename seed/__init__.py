@@ -16,7 +16,7 @@ below it; `make test` checks this with import-linter (the contracts are in pypro
  seed.world      base-model probes and the results report; the embedded world (`seed data synth`);
  seed.validate   great-expectations checks of a world or of the official benchmark files
  seed.mlops      the only modules that import MLflow: tracking, registry, serving
- seed.stages     one module per stage (validate, pretrain, purify, distill, evaluate, evolve) and
+ seed.stages     one module per stage (validate, pretrain, purify, distill, evolve, evaluate) and
                  the functions that run every stage for DVC
  seed.controls   the evidence controls
  seed.cli        the `seed` command; `seed run` and `seed serve` come from flows as plugins

@@ -172,6 +172,65 @@ def test_seed_run_end_to_end_on_a_tiny_world(prefect_harness, world, workdir, ca
     assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 1
 
 
+def test_two_rounds_end_to_end_each_round_in_mlflow_and_the_final_one_registered(
+    prefect_harness, world, workdir, capsys
+):
+    import mlflow
+    from huggingface_hub import ModelCard
+    from mlflow import MlflowClient
+
+    from seed.files.manifest import read_manifest
+    from seed.mlops.registry import TAG_BASE_MODEL
+
+    params = workdir.parent / "params.yaml"
+    params.write_text(yaml.safe_dump({**TINY, "evolve": {"rounds": 2}}))
+    code = main_run(["--data", str(world), "--workdir", str(workdir), "--params", str(params)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert ", evolve " in out  # its time among the stage times
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:  # round 2 ran as a task of its own
+        names = [t.name for t in prefect.read_task_runs()]
+    assert any(name.startswith("evolve-r2") for name in names), names
+
+    # round 2 was taught by round 1's merged model, and its adapter is what evaluate scored as seed
+    listed = json.loads((workdir / "artifacts/rounds/rounds.json").read_text())
+    assert listed["rounds"] == 2 and [e["round"] for e in listed["entries"]] == [1, 2]
+    first, second = listed["entries"]
+    assert first["model"] == second["generator"] == str(workdir / "artifacts/seed-model")
+    round_two = workdir / "artifacts/rounds/round-2"
+    assert read_manifest(round_two / "targets").meta["model_hash"] == content_hash(
+        workdir / "artifacts/seed-model"
+    )
+    assert (round_two / "model" / "model.safetensors").is_file()
+    card = ModelCard.load(round_two / "adapter" / "README.md")
+    assert card.data.base_model == str(workdir / "artifacts/seed-model") and card.data.eval_results
+
+    # MLflow: the run is named for its two rounds and holds one nested run per round
+    mlflow.set_tracking_uri(f"sqlite:///{workdir / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["seed"], output_format="list")
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    children.sort(key=lambda r: int(r.data.tags["seed.round"]))
+    assert len(runs) == 3 and parent.info.run_name.startswith("seed r2 ")
+    assert [c.info.run_name for c in children] == [f"{parent.info.run_name} round {r}" for r in (1, 2)]
+    assert parent.data.tags["seed.rounds"] == "2"
+    client = MlflowClient()
+    for child, entry in zip(children, listed["entries"], strict=True):
+        assert child.data.params["generator"] == entry["generator"]
+        assert child.data.metrics["distill/steps"] == 2 and "purify/flagged_share" in child.data.metrics
+        losses = json.loads((Path(entry["adapter"]) / "losses.json").read_text())
+        history = client.get_metric_history(child.info.run_id, "distill/loss")
+        assert [m.value for m in sorted(history, key=lambda m: m.step)] == pytest.approx(losses)
+
+    # the registry holds the final round, on the model that taught it, tagged with the round count
+    version = client.get_model_version(MODEL_NAME, "1")
+    assert version.tags["seed.rounds"] == "2"
+    assert version.tags[TAG_BASE_MODEL] == str((workdir / "artifacts/seed-model").resolve())
+    assert version.tags["seed.adapter_hash"] == content_hash(round_two / "adapter")
+
+
 def test_failed_validation_stops_the_flow_before_pretrain(prefect_harness, world, workdir, tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId

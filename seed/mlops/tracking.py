@@ -334,3 +334,43 @@ def log_pipeline_run(
         if (reports_dir / "answers").is_dir():
             counts["artifacts"] += log_folder(reports_dir / "answers", "answers")
     return counts
+
+
+def round_metrics(entry: dict[str, Any]) -> dict[str, float]:
+    """What one self-evolving round did, as metrics: its targets' manifest and its adapter's summary."""
+    from seed.files.inputs import read_json
+
+    found: dict[str, float] = {}
+    manifest = Path(entry.get("targets") or "") / "manifest.json"
+    if entry.get("targets") and manifest.is_file():
+        meta = read_json(manifest).get("meta", {})
+        found["purify/flagged_share"] = meta.get("flagged_share")
+        found.update(
+            {f"purify/{k}": v for k, v in meta.get("counts", {}).items() if k in ("samples", "tokens")}
+        )
+    summary = Path(entry["adapter"]) / "summary.json"
+    if summary.is_file():
+        values = read_json(summary)
+        found.update(
+            {f"distill/{k}": values.get(k) for k in ("steps", "tokens_seen", "loss_first", "loss_last")}
+        )
+    return {k: float(v) for k, v in found.items() if isinstance(v, int | float) and math.isfinite(v)}
+
+
+def log_round_runs(entries: list[dict[str, Any]], parent_name: str) -> list[str]:
+    """One nested run per self-evolving round under the active run, named ``<parent_name> round <r>``:
+    the round's generator, adapter and model as params, `round_metrics` and its distill loss curve.
+    Returns the nested runs' ids, in round order."""
+    import mlflow
+
+    ids, experiment = [], mlflow.active_run().info.experiment_id  # the parent's experiment, not the default
+    for entry in entries:
+        name, tags = f"{parent_name} round {entry['round']}", {"seed.round": str(entry["round"])}
+        with mlflow.start_run(run_name=name, nested=True, tags=tags, experiment_id=experiment) as child:
+            mlflow.log_params({k: entry[k] for k in ("round", "generator", "adapter", "model")})
+            mlflow.log_metrics(round_metrics(entry))
+            losses = Path(entry["adapter"]) / "losses.json"
+            if losses.is_file():
+                log_losses("distill/loss", losses)
+            ids.append(child.info.run_id)
+    return ids

@@ -11,7 +11,8 @@ data/ --validate--> reports/validation.json
       --pretrain--> artifacts/base-model
       --purify----> artifacts/targets        (sparse purified targets + manifest)
       --distill---> artifacts/adapter        (PEFT LoRA adapter)  + artifacts/seed-model (merged)
-      --evaluate--> reports/metrics.json, reports/*.png, reports/answers/
+      --evolve----> artifacts/rounds         (rounds 2..N, each taught by the previous round's model)
+      --evaluate--> reports/metrics.json, reports/*.png, reports/answers/   (the final round)
 ```
 
 - `validate`: the great-expectations checks of `seed.validate` on a world (`ValidateConfig`).
@@ -20,8 +21,10 @@ data/ --validate--> reports/validation.json
   `build_targets`).
 - `distill`: a LoRA adapter trained toward the purified targets (`DistillConfig`, `distill`,
   `merge_and_save`).
-- `evaluate`: POPE, MME and CHAIR per decoding method (`EvaluateConfig`, `evaluate_stage`).
-- `evolve`: rounds of purify -> distill -> merge, each round's model teaching the next (`evolve`).
+- `evolve`: rounds 2..N of purify -> distill -> merge, each round's model teaching the next
+  (`EvolveConfig`, `pipeline_round`, `evolve` for the rounds outside the pipeline).
+- `evaluate`: POPE, MME and CHAIR per decoding method (`EvaluateConfig`, `evaluate_stage`); ``seed``
+  is the final round.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ BASE_MODEL = Path("artifacts/base-model")
 TARGETS = Path("artifacts/targets")
 ADAPTER = Path("artifacts/adapter")
 SEED_MODEL = Path("artifacts/seed-model")
+ROUNDS = Path("artifacts/rounds")
 REPORTS = Path("reports")
 
 
@@ -61,6 +65,7 @@ class StagePaths:
     targets: Path = TARGETS
     adapter: Path = ADAPTER
     seed_model: Path = SEED_MODEL
+    rounds: Path = ROUNDS  # rounds 2..N of `evolve` and the list of every round
     reports: Path = REPORTS
 
 
@@ -101,6 +106,7 @@ STAGE_TABLE: dict[str, Stage] = {
         Stage("pretrain", "PretrainConfig"),
         Stage("purify", "PurifyConfig"),
         Stage("distill", "DistillConfig"),
+        Stage("evolve", "EvolveConfig"),
         Stage("evaluate", "EvaluateConfig"),
     )
 }

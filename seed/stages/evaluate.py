@@ -232,10 +232,11 @@ def read_metrics(reports_dir: str | Path, protocol: str = "greedy") -> dict | No
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """One row of an evaluation: which adapter is merged (None: the model alone), whether it decodes
-    with VCD, and the constant yes/no logit bias it decodes with."""
+    """One row of an evaluation: which adapter is merged (None: the model alone) into which model
+    (None: the evaluation's model), whether it decodes with VCD, and its constant yes/no logit bias."""
 
     adapter: Path | None = None
+    model: str | Path | None = None
     vcd: bool = False
     yes_bias: float = 0.0
 
@@ -274,12 +275,12 @@ def evaluate_methods(
     model = processor = None
     loaded: object = ()
     for method, spec in methods.items():
-        if model is None or spec.adapter != loaded:
+        if model is None or (spec.model, spec.adapter) != loaded:
             model = processor = None  # free the previous model before loading the next
             model, processor = load_model(
-                model_dir, adapter=spec.adapter, dtype=config.dtype, device=config.device
+                spec.model or model_dir, adapter=spec.adapter, dtype=config.dtype, device=config.device
             )
-            loaded = spec.adapter
+            loaded = (spec.model, spec.adapter)
         method_config = dataclasses.replace(config, yes_bias=spec.yes_bias)
         for seed in seeds:
             if config.protocol == "greedy":
@@ -331,17 +332,18 @@ def evaluate_stage(
     config: EvaluateConfig,
     adapter_dir: Path | None = None,
     progress: bool = True,
+    adapter_model: str | Path | None = None,
 ) -> dict:
     """Stage `evaluate`: every configured method (base, vcd, seed) on every benchmark.
 
-    ``base`` and ``vcd`` run the model, ``seed`` the model with ``adapter_dir`` merged (skipped with a
-    note when there is no adapter). Metrics go to ``out_dir/metrics.json`` (greedy) or
+    ``base`` and ``vcd`` run the model, ``seed`` the model (or ``adapter_model``: the final round's
+    generator) with ``adapter_dir`` merged (skipped with a note when there is no adapter). Metrics go to ``out_dir/metrics.json`` (greedy) or
     ``out_dir/metrics_sample.json`` (sample); the schema is `evaluate_methods`'.
     """
     specs = {
         "base": MethodSpec(),
         "vcd": MethodSpec(vcd=True),
-        "seed": MethodSpec(adapter=Path(adapter_dir) if adapter_dir else None),
+        "seed": MethodSpec(adapter=Path(adapter_dir) if adapter_dir else None, model=adapter_model),
     }
     methods = {m: specs[m] for m in selected_methods(config, adapter_dir)}
     return evaluate_methods(
@@ -361,11 +363,16 @@ def _finite(value: Any) -> Any:
 
 
 def run(paths: StagePaths, config: EvaluateConfig, progress: bool = False) -> dict:
-    """Evaluate the configured methods of ``paths.model`` (with the adapter ``paths.adapter`` when it
-    exists) on ``paths.data``; metrics, plots and answers go to ``paths.reports``."""
-    adapter = Path(paths.adapter) if Path(paths.adapter).exists() else None
+    """Evaluate the configured methods of ``paths.model`` on ``paths.data``, ``seed`` being the final
+    round of `seed.stages.evolve` (round 1: ``paths.adapter`` on ``paths.model``, when it exists);
+    metrics, plots and answers go to ``paths.reports``."""
+    from seed.files.rounds import read_rounds
+
+    final = (read_rounds(paths.rounds) or [{"round": 1, "adapter": paths.adapter}])[-1]
+    adapter = Path(final["adapter"]) if Path(final["adapter"]).exists() else None
+    generator = None if final["round"] == 1 else final["generator"]
     return evaluate_stage(
-        paths.model, paths.data, paths.reports, config, adapter_dir=adapter, progress=progress
+        paths.model, paths.data, paths.reports, config, adapter, progress, adapter_model=generator
     )
 
 

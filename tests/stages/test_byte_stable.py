@@ -3,15 +3,18 @@ project, write the same bytes (the clock's numbers go to files that git ignores:
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
+import yaml
 
 from seed.base.tiny import save_tiny
 from seed.stages import STAGE_TABLE, StagePaths
 from seed.stages.distill import DistillConfig
 from seed.stages.evaluate import EvaluateConfig
+from seed.stages.evolve import EvolveConfig
 from seed.stages.purify import PurifyConfig
 from seed.stages.validate import ValidateConfig
 from seed.world.config import WorldConfig
@@ -21,11 +24,12 @@ CONFIGS = {
     "validate": ValidateConfig(),
     "purify": PurifyConfig(max_new_tokens=4, batch_size=4, shard_size=6, top_k=8),
     "distill": DistillConfig(epochs=1, batch_size=4, lr=1e-3),
+    "evolve": EvolveConfig(rounds=2),  # round 2 reads purify and distill from the project's params.yaml
     "evaluate": EvaluateConfig(
         batch_size=8, max_new_tokens=3, caption_max_new_tokens=5, bootstrap_resamples=50
     ),
 }
-OUTPUTS = ("reports", "artifacts/targets", "artifacts/adapter", "artifacts/seed-model")
+OUTPUTS = ("reports", "artifacts/targets", "artifacts/adapter", "artifacts/seed-model", "artifacts/rounds")
 
 
 def files(root: Path) -> dict[str, bytes]:
@@ -38,7 +42,9 @@ def files(root: Path) -> dict[str, bytes]:
     return found
 
 
-def run_pipeline(root: Path, monkeypatch, stages=("validate", "purify", "distill", "evaluate")) -> None:
+def run_pipeline(
+    root: Path, monkeypatch, stages=("validate", "purify", "distill", "evolve", "evaluate")
+) -> None:
     """The stages on the project layout of ``root`` (relative paths, as `dvc repro` runs them)."""
     monkeypatch.chdir(root)
     for stage in stages:
@@ -51,6 +57,8 @@ def project(tmp_path_factory) -> Path:
     world = WorldConfig(n_train=8, n_seed=4, n_pope_images=4, n_mme_images=2, n_chair_images=2)
     synthesize(root / "data", world, progress=False)
     save_tiny("llava", root / "artifacts" / "base-model", seed=0)
+    sections = {name: dataclasses.asdict(CONFIGS[name]) for name in ("purify", "distill")}
+    (root / "params.yaml").write_text(yaml.safe_dump(sections))
     return root
 
 
@@ -59,6 +67,7 @@ def test_two_runs_and_a_clean_copy_write_the_same_bytes(project, tmp_path, monke
     clean.mkdir()
     shutil.copytree(project / "data", clean / "data")
     shutil.copytree(project / "artifacts" / "base-model", clean / "artifacts" / "base-model")
+    shutil.copy(project / "params.yaml", clean / "params.yaml")
 
     run_pipeline(project, monkeypatch)
     first = files(project)
@@ -66,11 +75,12 @@ def test_two_runs_and_a_clean_copy_write_the_same_bytes(project, tmp_path, monke
         first
     )
     assert any(name.startswith("artifacts/adapter/") for name in first)
+    assert {"artifacts/rounds/rounds.json", "artifacts/rounds/round-2/model/model.safetensors"} <= set(first)
     assert (project / "reports" / "timings.json").is_file()
-    # distill wrote the adapter's card and evaluate filled in its results
+    # distill wrote the adapter's card and evaluate filled in the results of the final round's
     from huggingface_hub import ModelCard
 
-    card = ModelCard.load(project / "artifacts" / "adapter" / "README.md")
+    card = ModelCard.load(project / "artifacts" / "rounds" / "round-2" / "adapter" / "README.md")
     assert card.data.to_dict()["pipeline_tag"] == "image-text-to-text" and card.data.library_name == "peft"
     assert {r.dataset_name for r in card.data.eval_results} >= {"POPE adversarial", "POPE counterfactual"}
     assert "[More Information Needed]" not in card.text

@@ -18,7 +18,9 @@ def test_the_table_is_dvc_yaml_in_order_and_each_command_names_its_stage():
     assert list(dvc) == list(STAGES)
     for name, stage in dvc.items():
         assert stage["cmd"] == f"python -m seed.stages {name}"
-        assert stage.get("params", [name]) == [name]
+        # a stage reads its own section; evolve also those of the stages its rounds repeat
+        repeated = ["purify", "distill"] if name == "evolve" else []
+        assert stage.get("params", [name]) == [name, *repeated]
 
 
 @pytest.mark.parametrize("name", STAGES)
@@ -36,7 +38,8 @@ def test_an_unknown_stage_is_a_usage_error(capsys):
         load_stage_config("eval")
     assert main(["eval"]) == 2
     assert (
-        "usage: python -m seed.stages {validate,pretrain,purify,distill,evaluate}" in capsys.readouterr().err
+        "usage: python -m seed.stages {validate,pretrain,purify,distill,evolve,evaluate}"
+        in capsys.readouterr().err
     )
 
 
