@@ -162,14 +162,14 @@ def run_controls(
     work_dir.mkdir(parents=True, exist_ok=True)
     if adapter_dir is None:
         adapter_dir = train_adapter(model_dir, data_dir, work_dir / "seed", purify, distill, progress)
-    no_contrast = dataclasses.replace(purify, cd_alpha=0.0)
+    no_contrast = dataclasses.replace(purify, cd_alpha=0.0, centre="none")
     no_contrast_adapter = train_adapter(
         model_dir, data_dir, work_dir / "seed_no_contrast", no_contrast, distill, progress
     )
     oracle_images = work_dir / "oracle-images"
     shutil.rmtree(oracle_images, ignore_errors=True)
     render_oracle_seed_images(data_dir, oracle_images)
-    oracle = dataclasses.replace(purify, contrast_dir=str(oracle_images))
+    oracle = dataclasses.replace(purify, contrast_dir=str(oracle_images), centre="none")
     oracle_adapter = train_adapter(model_dir, data_dir, work_dir / "seed_oracle", oracle, distill, progress)
     world = validation_world(data_dir, work_dir / "validation-world", validation_seed, validation_pope_images)
     bias = tune_yes_bias(model_dir, world, evaluate, progress)

@@ -74,9 +74,8 @@ class PurifyConfig:
     batch_size: samples per generation batch and per teacher batch (the teacher forward holds 2x).
     max_new_tokens: response length cap. shard_size: samples per shard. max_samples: 0 = all.
     seed: base seed of the per-sample noise. dtype / device: where the model runs.
-    contrast_dir: "" (default) contrasts with the noised image. A folder instead holds, under each
-    SEED image's file name, the image to contrast with: the positive control `seed_oracle` puts the
-    same scene rendered without its objects there (`seed data oracle`).
+    contrast_dir: "" (default) contrasts with the noised image; a folder holds instead, under each SEED
+    image's name, the image to contrast with (`seed_oracle`: the scene without its objects; no centring).
     centre / centre_weight: "none" (default); "image" or "split": an existence question's noised answer
     margin is first lowered by ``centre_weight`` (0, 1] x its mean over the image's or split's (`image_shifts`).
     """
@@ -110,6 +109,10 @@ class PurifyConfig:
         check_choice(SECTION, "confidence", self.confidence, CONFIDENCE_METHODS)
         check_choice(SECTION, "centre", self.centre, CENTRES)
         check_number(SECTION, "centre_weight", self.centre_weight, lo=0, hi=1, lo_open=True)
+        if self.contrast_dir and self.centre != "none":  # the centring shift is read on the noised view
+            raise ConfigError(
+                f"{SECTION}.centre = {self.centre!r} needs the noised view; use none with contrast_dir"
+            )
         check_number(SECTION, "flag_tau", self.flag_tau, lo=0, hi=1)
         check_integer(SECTION, "top_k", self.top_k, lo=1)
         check_integer(SECTION, "batch_size", self.batch_size, lo=1)
@@ -348,13 +351,11 @@ def check_multiprocess_targets(
 ) -> dict[str, Any]:
     """Stage purify in one process and in ``num_processes`` processes: are the targets byte-identical?
 
-    Both runs go through ``python -m seed.cli purify`` (the N-process one under ``torchrun
-    --standalone``, see `seed.model.parallel.launch_command`) into ``work_dir/processes-1`` and
-    ``work_dir/processes-<N>``, which are replaced. ``reference``: a one-process targets folder of the
-    same model, data and ``config`` to compare with instead of running one (no "1" in ``seconds``).
-
-    Returns ``{"identical", "differences", "seconds": {"1": s, "<N>": s}, "shards", "num_processes"}``;
-    ``identical`` is the benchmark's ``two_process_targets_identical`` for ``num_processes=2``.
+    Both run ``python -m seed.cli purify`` (N processes under ``torchrun --standalone``,
+    `seed.model.parallel.launch_command`) into ``work_dir/processes-1`` and ``work_dir/processes-<N>``
+    (replaced). ``reference``: a one-process targets folder of the same model, data and ``config`` to
+    compare with instead of running one. Returns ``{"identical", "differences", "seconds": {"1": s,
+    "<N>": s}, "shards", "num_processes"}`` (the benchmark's ``two_process_targets_identical``).
     """
     import shutil
     import subprocess

@@ -410,3 +410,9 @@ def test_split_centring_and_centre_weight_scale_the_image_means(world, llava):
 def test_centre_weight_outside_zero_to_one_is_a_config_error(weight):
     with pytest.raises(ConfigError, match="purify.centre_weight"):
         PurifyConfig(centre="image", centre_weight=weight)
+
+
+def test_centring_with_another_contrast_image_is_a_config_error():
+    with pytest.raises(ConfigError, match="purify.centre = 'split' needs the noised view"):
+        PurifyConfig(centre="split", contrast_dir="oracle-images")
+    assert PurifyConfig(centre="none", contrast_dir="oracle-images").contrast_dir == "oracle-images"
