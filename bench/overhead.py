@@ -61,6 +61,7 @@ def run_direct(rt: Runtime, world: Path, model: Path, workdir: Path) -> dict[str
         targets=workdir / "targets",
         adapter=workdir / "adapter",
         seed_model=workdir / "seed-model",
+        rounds=workdir / "rounds",
         reports=workdir / "reports",
     )
     times: dict[str, float] = {}

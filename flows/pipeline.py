@@ -35,7 +35,7 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed, State
 
-from flows.workspace import Workspace, load_configs, make_workspace
+from flows.workspace import Workspace, load_configs, make_workspace, workspace_rounds
 from seed.stages import BASE_MODEL, STAGE_TABLE, STAGES, TARGETS, StagePaths
 
 FLOW_NAME = "seed-pipeline"
@@ -108,10 +108,9 @@ def run_in_process(ws: Workspace, stage: str, config: Any) -> dict:
 
 def final_round(ws: Workspace) -> dict[str, Any]:
     """The last entry of the workspace's rounds list (round 1: stages purify and distill)."""
-    from seed.files.rounds import read_rounds
     from seed.stages.evolve import first_round
 
-    return (read_rounds(ws.rounds) or [first_round(stage_paths(ws))])[-1]
+    return (workspace_rounds(ws) or [first_round(stage_paths(ws))])[-1]
 
 
 @task(cache_policy=NO_CACHE)
@@ -128,12 +127,12 @@ def evolve_round(ws: Workspace, r: int, configs: dict[str, Any]) -> dict[str, An
 def run_rounds(ws: Workspace, configs: dict[str, Any]) -> StageRun:
     """Stage evolve in-process: one `evolve_round` task per round 2..N, then the rounds list."""
     from seed.files.rounds import write_rounds
-    from seed.stages.evolve import first_round
+    from seed.stages.evolve import start_rounds
 
     rounds = configs["evolve"].rounds
     print(f"evolve: {rounds} round(s) (in-process)")
     start = time.perf_counter()
-    entries = [first_round(stage_paths(ws))]
+    entries = start_rounds(stage_paths(ws))
     for r in range(2, rounds + 1):
         entries.append(evolve_round.with_options(name=f"evolve-r{r}")(ws, r, configs))
     write_rounds(ws.rounds, entries)
@@ -212,7 +211,6 @@ def track_run(
     """Log params, losses, metrics, plots, answers, datasets and the git commit into the MLflow run."""
     import mlflow
 
-    from seed.files.rounds import read_rounds
     from seed.mlops.tracking import (
         DatasetRef,
         configure,
@@ -249,7 +247,7 @@ def track_run(
             CODE_ROOT,
             metrics,
         )
-        rounds = read_rounds(ws.rounds) if finished else []
+        rounds = workspace_rounds(ws) if finished else []
         if len(rounds) > 1:  # one nested run per round
             mlflow.set_tag("seed.rounds", str(len(rounds)))
             log_round_runs(rounds, run_name(len(rounds)))

@@ -89,3 +89,29 @@ def load_configs(ws: Workspace, params_path: str | Path, overrides: dict | None 
     configs: dict[str, Any] = {s: load_stage_config(s, path, **overrides.get(s, {})) for s in used}
     configs["promote"] = load_config(PromoteConfig, "promote", path, **overrides.get("promote", {}))
     return configs
+
+
+def workspace_rounds(ws: Workspace) -> list[dict[str, Any]]:
+    """The workspace's rounds list (`seed.files.rounds`), its paths made absolute.
+
+    DVC stages run in the project folder and write paths relative to it; they are resolved against
+    ``ws.root``, so that the flow reads the same folders from any working directory. A generator that
+    is a hub id (no such folder under the root) stays as written; ``[]`` when no `evolve` has run.
+    """
+    from seed.files.rounds import read_rounds
+
+    def resolve(value: str, hub_id_possible: bool = False) -> str:
+        if not value or Path(value).is_absolute():  # "": no targets (online distillation)
+            return value
+        if hub_id_possible and not (ws.root / value).exists():
+            return value
+        return str(ws.root / value)
+
+    return [
+        {
+            **entry,
+            "generator": resolve(entry["generator"], hub_id_possible=True),
+            **{k: resolve(entry[k]) for k in ("targets", "adapter", "model")},
+        }
+        for entry in read_rounds(ws.rounds)
+    ]

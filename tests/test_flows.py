@@ -341,6 +341,40 @@ def test_workspace_and_config_checks(world, tmp_path):
         )
 
 
+def test_rounds_written_by_dvc_stages_are_read_against_the_project_root(world, tmp_path, monkeypatch):
+    from flows.workspace import workspace_rounds
+    from seed.files.rounds import write_rounds
+
+    project = tmp_path / "project"
+    (project / ".dvc").mkdir(parents=True)
+    (project / "dvc.yaml").write_text("stages: {}\n")
+    (project / "data").mkdir()
+    for folder in ("artifacts/base-model", "artifacts/seed-model", "artifacts/rounds/round-2/model"):
+        (project / folder).mkdir(parents=True)
+    entries = [  # relative to the project, as `dvc repro` writes them
+        {"round": 1, "generator": "artifacts/base-model", "targets": "artifacts/targets",
+         "adapter": "artifacts/adapter", "model": "artifacts/seed-model"},
+        {"round": 2, "generator": "artifacts/seed-model", "targets": "",
+         "adapter": "artifacts/rounds/round-2/adapter", "model": "artifacts/rounds/round-2/model"},
+    ]  # fmt: skip
+    write_rounds(project / "artifacts/rounds", entries)
+    monkeypatch.chdir(tmp_path)  # the flow started from another folder
+    ws = make_workspace(project / "data", project)
+    read = workspace_rounds(ws)
+    assert read[1] == {
+        "round": 2,
+        "generator": str(project / "artifacts/seed-model"),
+        "targets": "",
+        "adapter": str(project / "artifacts/rounds/round-2/adapter"),
+        "model": str(project / "artifacts/rounds/round-2/model"),
+    }
+    assert read[0]["generator"] == str(project / "artifacts/base-model")
+    # a hub id is no folder of the project: it stays as written
+    entries[0]["generator"] = "llava-hf/llava-1.5-7b-hf"
+    write_rounds(project / "artifacts/rounds", entries)
+    assert workspace_rounds(ws)[0]["generator"] == "llava-hf/llava-1.5-7b-hf"
+
+
 def test_cli_defaults_follow_the_workdir(tmp_path, monkeypatch):
     import argparse
 

@@ -62,7 +62,7 @@ def _add_dataclass_flags(
             type=kinds[f.type],
             default=None,
             metavar=metavar,
-            help=f"{section}.{f.name} (default {default})",
+            help=f"{section}.{f.name} (default: params.yaml's value, else {default})",
         )
 
 

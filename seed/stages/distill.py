@@ -254,6 +254,11 @@ def distill(
 
     config = config or DistillConfig()
     purify_config = purify_config or PurifyConfig()
+    if config.online and purify_config.centre != "none":
+        raise ConfigError(
+            f"{SECTION}.online computes uncentred targets, but purify.centre is "
+            f"{purify_config.centre!r}; set purify.centre: none or {SECTION}.online: false"
+        )
     procs = current_processes(config.device)
     start_time = time.perf_counter()
     data_dir, out_dir = Path(data_dir), Path(out_dir)

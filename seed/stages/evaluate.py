@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from seed.errors import ConfigError
+from seed.errors import ConfigError, DataError
 from seed.eval.benchmarks import check_inputs
 from seed.eval.runner import evaluate_model
 from seed.files.adapter_card import write_adapter_card
@@ -366,11 +366,18 @@ def run(paths: StagePaths, config: EvaluateConfig, progress: bool = False) -> di
     """Evaluate the configured methods of ``paths.model`` on ``paths.data``, ``seed`` being the final
     round of `seed.stages.evolve` (round 1: ``paths.adapter`` on ``paths.model``, when it exists);
     metrics, plots and answers go to ``paths.reports``."""
-    from seed.files.rounds import read_rounds
+    from seed.files.rounds import ROUNDS_NAME, read_rounds
 
-    final = (read_rounds(paths.rounds) or [{"round": 1, "adapter": paths.adapter}])[-1]
-    adapter = Path(final["adapter"]) if Path(final["adapter"]).exists() else None
-    generator = None if final["round"] == 1 else final["generator"]
+    final = (read_rounds(paths.rounds) or [{"round": 1}])[-1]
+    if final["round"] == 1:  # stages purify and distill; no adapter yet: seed is skipped with a note
+        adapter, generator = (paths.adapter if Path(paths.adapter).exists() else None), None
+    else:
+        adapter, generator = Path(final["adapter"]), final["generator"]
+        if not (adapter / "adapter_config.json").is_file():
+            raise DataError(
+                Path(paths.rounds) / ROUNDS_NAME,
+                f"round {final['round']}'s adapter {adapter} is missing; rerun stage evolve",
+            )
     return evaluate_stage(
         paths.model, paths.data, paths.reports, config, adapter, progress, adapter_model=generator
     )

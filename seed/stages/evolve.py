@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from seed.errors import DataError
 from seed.files.atomic import write_json as _write_json
-from seed.files.rounds import round_dir, write_rounds
+from seed.files.rounds import ROUNDS_NAME, round_dir, write_rounds
 from seed.params import check_integer
 from seed.stages.distill import DistillConfig, distill, merge_and_save
 from seed.stages.purify import PurifyConfig, build_targets
@@ -144,6 +144,13 @@ def first_round(paths: StagePaths) -> dict[str, Any]:
     }
 
 
+def start_rounds(paths: StagePaths) -> list[dict[str, Any]]:
+    """The rounds list as a pipeline run starts it: round 1 only. An earlier ``rounds.json`` is
+    removed first, so that a run that stops in round ``r`` leaves no list of another run's rounds."""
+    (Path(paths.rounds) / ROUNDS_NAME).unlink(missing_ok=True)
+    return [first_round(paths)]
+
+
 def pipeline_round(
     paths: StagePaths,
     r: int,
@@ -180,7 +187,7 @@ def run(
 
     purify_config = purify_config or load_stage_config("purify")
     distill_config = distill_config or load_stage_config("distill")
-    entries = [first_round(paths)]
+    entries = start_rounds(paths)
     for r in range(2, config.rounds + 1):
         entries.append(pipeline_round(paths, r, purify_config, distill_config, progress))
     write_rounds(paths.rounds, entries)
@@ -195,4 +202,5 @@ __all__ = [
     "pipeline_round",
     "round_dir",
     "run",
+    "start_rounds",
 ]

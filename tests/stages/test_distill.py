@@ -214,6 +214,9 @@ def test_online_targets_equal_offline_ones(trained, world, llava, tmp_path):
     assert summary["loss_first"] == pytest.approx(trained[1]["loss_first"], rel=1e-4)
     with pytest.raises(ConfigError, match="distill.online"):
         distill(llava, world, None, tmp_path / "x", CONFIG, progress=False)
+    centred = dataclasses.replace(PURIFY, centre="split")  # online targets are never centred
+    with pytest.raises(ConfigError, match="purify.centre is 'split'"):
+        distill(llava, world, None, tmp_path / "y", config, progress=False, purify_config=centred)
 
 
 def test_rebuilt_inputs_must_match_what_the_teacher_saw(targets, world, llava, tmp_path):

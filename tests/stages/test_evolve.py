@@ -132,6 +132,23 @@ def test_stage_round_needs_the_previous_rounds_model(world, tmp_path):
         pipeline_round(paths, 2, PURIFY, DISTILL)
 
 
+def test_a_new_run_forgets_the_last_runs_rounds_and_evaluate_names_a_missing_adapter(world, tmp_path):
+    from seed.errors import DataError
+    from seed.files.rounds import ROUNDS_NAME, read_rounds, write_rounds
+    from seed.stages import StagePaths
+    from seed.stages.evaluate import EvaluateConfig
+    from seed.stages.evaluate import run as evaluate_run
+    from seed.stages.evolve import first_round, start_rounds
+
+    paths = StagePaths(data=world, adapter=tmp_path / "adapter", rounds=tmp_path / "rounds")
+    second = {"round": 2, "generator": "g", "targets": "", "adapter": str(tmp_path / "gone"), "model": "m"}
+    write_rounds(paths.rounds, [first_round(paths), second])
+    with pytest.raises(DataError, match=f"{ROUNDS_NAME}.*round 2's adapter .*gone is missing"):
+        evaluate_run(paths, EvaluateConfig())
+    # a run that stops before its rounds list is written leaves none, not the last run's
+    assert start_rounds(paths) == [first_round(paths)] and read_rounds(paths.rounds) == []
+
+
 def test_two_rounds_through_dvc_repro(world, llava, tmp_path, monkeypatch):
     """The repository's dvc.yaml stages purify, distill and evolve (code deps left out) with
     ``evolve.rounds: 2``: `dvc repro` runs both rounds, and setting one round reruns evolve only."""
