@@ -360,11 +360,22 @@ def round_metrics(entry: dict[str, Any]) -> dict[str, float]:
 def log_round_runs(entries: list[dict[str, Any]], parent_name: str) -> list[str]:
     """One nested run per self-evolving round under the active run, named ``<parent_name> round <r>``:
     the round's generator, adapter and model as params, `round_metrics` and its distill loss curve.
-    Returns the nested runs' ids, in round order."""
+    A round that already has its nested run (a retried logging task) is not logged twice. Returns
+    the nested runs' ids, in round order."""
     import mlflow
+    from mlflow import MlflowClient
 
-    ids, experiment = [], mlflow.active_run().info.experiment_id  # the parent's experiment, not the default
+    parent = mlflow.active_run().info
+    experiment = parent.experiment_id  # the parent's experiment, not the default
+    children = MlflowClient().search_runs(
+        [experiment], filter_string=f"tags.mlflow.parentRunId = '{parent.run_id}'"
+    )
+    logged = {run.data.tags.get("seed.round"): run.info.run_id for run in children}
+    ids = []
     for entry in entries:
+        if str(entry["round"]) in logged:
+            ids.append(logged[str(entry["round"])])
+            continue
         name, tags = f"{parent_name} round {entry['round']}", {"seed.round": str(entry["round"])}
         with mlflow.start_run(run_name=name, nested=True, tags=tags, experiment_id=experiment) as child:
             mlflow.log_params({k: entry[k] for k in ("round", "generator", "adapter", "model")})

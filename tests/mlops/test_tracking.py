@@ -20,6 +20,7 @@ from seed.mlops.tracking import (
     flatten_params,
     git_state,
     log_pipeline_run,
+    log_round_runs,
     read_losses,
     tracking_uri,
 )
@@ -188,6 +189,35 @@ def test_log_pipeline_run_logs_everything(template, tmp_path, monkeypatch):
     answers = client.list_artifacts(run.info.run_id, "answers/seed")
     assert [a.path for a in answers] == ["answers/seed/pope_random.jsonl"]
     assert logged.info.artifact_uri.startswith((tmp_path / "mlruns").resolve().as_uri())
+
+
+def test_round_runs_are_nested_once_even_when_logging_is_retried(template, tmp_path, monkeypatch):
+    import mlflow
+    from mlflow import MlflowClient
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    shutil.copy(template, tmp_path / "mlflow.db")
+    experiment_id = configure(tmp_path)
+    entries = []
+    for r in (1, 2):
+        adapter = tmp_path / f"adapter-{r}"
+        adapter.mkdir()
+        (adapter / "losses.json").write_text(json.dumps([2.0 / r, 1.0 / r]))
+        (adapter / "summary.json").write_text(json.dumps({"steps": 2, "loss_first": 2.0 / r}))
+        entries.append(
+            {"round": r, "generator": f"g{r}", "targets": "", "adapter": str(adapter), "model": f"m{r}"}
+        )
+    with mlflow.start_run(experiment_id=experiment_id) as parent:
+        first = log_round_runs(entries, "seed r2 abc1234")
+        again = log_round_runs(entries, "seed r2 abc1234")  # a retried tracking task
+    assert first == again and len(set(first)) == 2
+    client = MlflowClient()
+    children = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(c.info.run_name for c in children) == ["seed r2 abc1234 round 1", "seed r2 abc1234 round 2"]
+    second = client.get_run(first[1])
+    assert second.data.params["generator"] == "g2" and second.data.metrics["distill/loss_first"] == 1.0
+    history = client.get_metric_history(first[1], "distill/loss")
+    assert [(m.step, m.value) for m in history] == [(0, 1.0), (1, 0.5)]
 
 
 def test_a_store_chosen_here_does_not_stick_but_the_users_does(template, tmp_path, monkeypatch):
