@@ -8,7 +8,7 @@ export TOKENIZERS_PARALLELISM := false
 export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test lint format bench clean-reports
+.PHONY: demo test lint format bench clean-reports screenshots
 
 # pip -qq: errors only (a machine's pip configuration may name index folders it lacks, which pip
 # reports as warnings on every install).
@@ -34,6 +34,12 @@ test: $(STAMP)
 ## bench: every benchmark once (CPU, float32): writes BENCHMARKS.md and reports/bench.json (~10 min on 2 cores)
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+## screenshots: the MLflow UI of the last `make demo` (run, loss curves, registered model) into docs/img/
+##   needs Chromium (Debian: apt-get install chromium); installs the `docs` extra (Playwright's client)
+screenshots: $(STAMP)
+	$(BIN)/pip install -qq -e '.[docs]'
+	$(BIN)/python docs/screenshots.py --workdir . --out docs/img
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/lint-imports --no-cache && $(BIN)/vulture

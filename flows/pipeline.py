@@ -269,7 +269,7 @@ def promote(ws: Workspace, run_id: str, metrics: dict | None, config: Any) -> di
     from seed.mlops import registry
     from seed.mlops.gate import method_scores
     from seed.mlops.registry import MODEL_NAME, register_adapter
-    from seed.mlops.tracking import configure
+    from seed.mlops.tracking import NOTE_TAG, configure
 
     final = final_round(ws)  # the last self-evolving round: its adapter on the model that taught it
     adapter, rounds = Path(final["adapter"]), str(final["round"])
@@ -283,7 +283,19 @@ def promote(ws: Workspace, run_id: str, metrics: dict | None, config: Any) -> di
         version, created = register_adapter(adapter, final["generator"], method_scores(metrics, "seed"))
         MlflowClient().set_model_version_tag(MODEL_NAME, version.version, "seed.rounds", rounds)
         decision = registry.promote(version.version, method_scores(metrics, "base"), config)
-        mlflow.set_tags({"seed.model_version": version.version, "seed.promotion": decision.alias})
+        note = MlflowClient().get_run(run_id).data.tags.get(NOTE_TAG, "")
+        if note.startswith("**Registry:**"):  # a retried promotion: replace its verdict, keep the results
+            note = note.partition("\n\n")[2]
+        verdict = (
+            f"**Registry:** {MODEL_NAME} version {version.version} -> @{decision.alias}: {decision.reason}"
+        )
+        mlflow.set_tags(
+            {
+                "seed.model_version": version.version,
+                "seed.promotion": decision.alias,
+                NOTE_TAG: f"{verdict}\n\n{note}" if note else verdict,
+            }
+        )
         status = "FINISHED"
     finally:
         mlflow.end_run(status=status)

@@ -170,6 +170,10 @@ def test_seed_run_end_to_end_on_a_tiny_world(prefect_harness, world, workdir, ca
     again = promote.fn(ws, run.info.run_id, metrics, PromoteConfig(0.0, 0.02))
     assert again["version"] == "1" and not again["created"] and not again["changed"]
     assert len(client.search_model_versions(f"name = '{MODEL_NAME}'")) == 1
+    # the run's description: the gate's verdict (once, after the retry too), then the results tables
+    note = client.get_run(run.info.run_id).data.tags["mlflow.note.content"]
+    assert note.startswith(f"**Registry:** {MODEL_NAME} version 1 -> @{version.tags[TAG_DECISION]}: ")
+    assert note.count("**Registry:**") == 1 and "| method | POPE rand F1 |" in note
 
 
 def test_two_rounds_end_to_end_each_round_in_mlflow_and_the_final_one_registered(

@@ -34,6 +34,7 @@ from seed.errors import DataError
 EXPERIMENT = "seed"
 # The experiment tag the MLflow UI reads to choose its view: model training, not GenAI development.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+NOTE_TAG = "mlflow.note.content"  # what the UI shows as a run's description
 EXPERIMENT_KIND = "custom_model_development"
 STORE_NAME = "mlflow.db"
 ARTIFACTS_NAME = "mlruns"
@@ -290,6 +291,15 @@ def log_folder(path: str | Path, artifact_path: str, pattern: str = "*") -> int:
     return len(files)
 
 
+def run_note(metrics: dict) -> str:
+    """The run's description in the UI (markdown): the results tables `make demo` prints."""
+    from seed.eval.report import results_table
+
+    return "Results (`reports/metrics.json`; official POPE, MME and CHAIR rules):\n\n" + results_table(
+        metrics
+    )
+
+
 def log_pipeline_run(
     configs: dict[str, Any],
     stage_seconds: dict[str, float],
@@ -317,7 +327,7 @@ def log_pipeline_run(
     flat = {f"time/{stage}": seconds for stage, seconds in stage_seconds.items()}
     if metrics:
         flat.update(flatten({k: v for k, v in metrics.items() if k != "protocol"}))
-        mlflow.set_tag("seed.protocol", str(metrics.get("protocol", "")))
+        mlflow.set_tags({"seed.protocol": str(metrics.get("protocol", "")), NOTE_TAG: run_note(metrics)})
     if flat:
         mlflow.log_metrics(flat)
     counts["metrics"] = len(flat)

@@ -178,6 +178,7 @@ def test_log_pipeline_run_logs_everything(template, tmp_path, monkeypatch):
     assert logged.data.metrics["pope/seed/adversarial/f1"] == 0.7
     assert logged.data.metrics["time/pretrain"] == 2.0
     assert logged.data.tags["seed.protocol"] == "greedy"
+    assert "| seed |" in logged.data.tags["mlflow.note.content"]  # the results table as its description
     assert "mlflow.source.git.commit" in logged.data.tags or "seed.git_commit" in logged.data.tags
     history = client.get_metric_history(run.info.run_id, "distill/loss")
     assert [(m.step, m.value) for m in history] == [(0, 3.0), (1, 2.0), (2, 1.0)]
