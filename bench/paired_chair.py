@@ -42,6 +42,22 @@ def paired_interval(
     return (sum(b) - sum(a)) / n, diffs[int(0.025 * resamples)], diffs[int(0.975 * resamples) - 1]
 
 
+def check_world(metrics_path: Path, flags: dict[str, list[bool]], data: Path) -> None:
+    """Exit unless the CHAIR_s recomputed here equals the one in ``metrics.json`` for each method:
+    a different value means ``--data`` is not the world that the answers were scored on."""
+    if not metrics_path.is_file():
+        return
+    chair = json.loads(metrics_path.read_text()).get("chair", {})
+    for method, values in flags.items():
+        logged = chair.get(method, {}).get("chair_s")
+        mine = sum(values) / len(values)
+        if logged is not None and abs(logged - mine) > 1e-9:
+            raise SystemExit(
+                f"{metrics_path}: CHAIR_s of {method} is {logged:.3f}, but {data}'s annotations give "
+                f"{mine:.3f}; pass --data with the world these answers were scored on"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reports", default="reports")
@@ -57,6 +73,7 @@ def main() -> None:
     second = hallucinated(reports / "answers" / args.b / "chair_captions.jsonl", truth, synonyms)
     images = sorted(first.keys() & second.keys())
     a, b = [first[i] for i in images], [second[i] for i in images]
+    check_world(reports / "metrics.json", {args.a: a, args.b: b}, data)
     diff, low, high = paired_interval(a, b, args.resamples)
     only_a = sum(x and not y for x, y in zip(a, b, strict=True))
     only_b = sum(y and not x for x, y in zip(a, b, strict=True))

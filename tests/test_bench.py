@@ -282,3 +282,16 @@ def test_paired_chair_interval_by_hand():
     assert paired_interval([True] * 4, [False] * 4, resamples=50) == (-1.0, -1.0, -1.0)
     diff, low, high = paired_interval([True, True, False], [False, True, False], resamples=200)
     assert diff == pytest.approx(-1 / 3) and -1.0 <= low <= diff <= high <= 0.0
+
+
+def test_paired_chair_refuses_answers_scored_on_another_world(tmp_path):
+    import json
+
+    from bench.paired_chair import check_world
+
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"chair": {"base": {"chair_s": 0.5}, "seed": {"chair_s": 0.25}}}))
+    check_world(metrics, {"base": [True, False], "seed": [False, False, True, False]}, tmp_path)
+    with pytest.raises(SystemExit, match="CHAIR_s of seed is 0.250, but .* give 0.500; pass --data"):
+        check_world(metrics, {"base": [True, False], "seed": [True, False]}, tmp_path)
+    check_world(tmp_path / "absent.json", {"base": [True]}, tmp_path)  # no metrics: nothing to compare
