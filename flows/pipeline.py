@@ -269,7 +269,7 @@ def promote(ws: Workspace, run_id: str, metrics: dict | None, config: Any) -> di
     from seed.mlops import registry
     from seed.mlops.gate import method_scores
     from seed.mlops.registry import MODEL_NAME, register_adapter
-    from seed.mlops.tracking import NOTE_TAG, configure
+    from seed.mlops.tracking import NOTE_TAG, configure, run_note
 
     final = final_round(ws)  # the last self-evolving round: its adapter on the model that taught it
     adapter, rounds = Path(final["adapter"]), str(final["round"])
@@ -283,9 +283,6 @@ def promote(ws: Workspace, run_id: str, metrics: dict | None, config: Any) -> di
         version, created = register_adapter(adapter, final["generator"], method_scores(metrics, "seed"))
         MlflowClient().set_model_version_tag(MODEL_NAME, version.version, "seed.rounds", rounds)
         decision = registry.promote(version.version, method_scores(metrics, "base"), config)
-        note = MlflowClient().get_run(run_id).data.tags.get(NOTE_TAG, "")
-        if note.startswith("**Registry:**"):  # a retried promotion: replace its verdict, keep the results
-            note = note.partition("\n\n")[2]
         verdict = (
             f"**Registry:** {MODEL_NAME} version {version.version} -> @{decision.alias}: {decision.reason}"
         )
@@ -293,7 +290,7 @@ def promote(ws: Workspace, run_id: str, metrics: dict | None, config: Any) -> di
             {
                 "seed.model_version": version.version,
                 "seed.promotion": decision.alias,
-                NOTE_TAG: f"{verdict}\n\n{note}" if note else verdict,
+                NOTE_TAG: f"{verdict}\n\n{run_note(metrics)}" if metrics else verdict,
             }
         )
         status = "FINISHED"
