@@ -72,6 +72,10 @@ GRIDS = {
         ("all", 12, 900, 3.0, True, 1, 5200, "split"),
         ("all", 12, 900, 3.0, True, 1, 5200, "split", 0.5),
     ],
+    "base-model": [  # two rows to compare base models: the no-contrast control and params.yaml's default
+        ("all", 12, 500, 0.0, True, 1, 5200),
+        ("all", 12, 900, 3.0, True, 1, 5200, "split"),
+    ],
     "quick": [
         ("all", 4, 900, 0.0, True, 1, 200),
         ("all", 4, 900, 3.0, True, 1, 200),
