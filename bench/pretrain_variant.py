@@ -5,7 +5,12 @@
 ``--degraded-max-step S``: the degraded images of the LLaVA stage are noised at a uniform step in
 [0, S) instead of [0, 999]. The question it asks: does training on heavily noised images with their
 text unchanged teach the model to read objects out of the noise, so that the noised view SEED uses
-(step 900) still holds them? Everything after ``--`` is passed to `seed pretrain` as it is.
+(step 900) still holds them? ``--degraded-lm-only``: the degraded images' rows pass no gradient into the projector and the
+vision tower (the image tokens' gradient is zeroed for those rows), so the prior the noised view
+stands for is learnt by the language model alone. The question it asks: does the tower then stay as
+sharp as without degraded images while the noised view keeps v4's prior?
+
+Everything after ``--`` is passed to `seed pretrain` as it is.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import sys
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--degraded-max-step", type=int, required=True)
+    parser.add_argument("--degraded-max-step", type=int, default=1000)
+    parser.add_argument("--degraded-lm-only", action="store_true")
     own, _, rest = " ".join(sys.argv[1:]).partition(" -- ")
     args = parser.parse_args(own.split())
 
@@ -29,8 +35,11 @@ def main() -> int:
     if not 0 < args.degraded_max_step <= DEFAULT_NUM_STEPS:
         raise SystemExit(f"--degraded-max-step must be in 1..{DEFAULT_NUM_STEPS}")
 
+    current = {}  # the rows degrade() noised in the batch now being trained, for the projector hook
+
     def degrade(pixels, rate, generator):  # pretrain.degrade with the step range capped
         chosen = (torch.rand(pixels.shape[0], generator=generator) < rate).nonzero().flatten().tolist()
+        current["rows"], current["batch"] = chosen, pixels.shape[0]
         if not chosen:
             return pixels
         out = pixels.clone()
@@ -40,6 +49,27 @@ def main() -> int:
             out[i : i + 1] = add_diffusion_noise(pixels[i : i + 1], step, seeds=[seed])
         return out
 
+    def cut_gradient(module, inputs, output):  # forward hook of the projector
+        rows = current.pop("rows", None)
+        if not rows or not output.requires_grad:
+            return output
+        if output.shape[0] != current["batch"]:
+            raise SystemExit(f"projector output {tuple(output.shape)} is not one block per image")
+        keep = torch.ones(output.shape[0], *([1] * (output.dim() - 1)), dtype=output.dtype)
+        keep[rows] = 0
+        output.register_hook(lambda grad: grad * keep)
+        return output
+
+    if args.degraded_lm_only:
+        import transformers
+
+        original = transformers.LlavaForConditionalGeneration.__init__
+
+        def init(self, *a, **k):
+            original(self, *a, **k)
+            self.model.multi_modal_projector.register_forward_hook(cut_gradient)
+
+        transformers.LlavaForConditionalGeneration.__init__ = init
     pretrain.degrade = degrade
     return seed_main(["pretrain", *rest.split()])
 
