@@ -5,7 +5,9 @@
 ``--degraded-max-step S``: the degraded images of the LLaVA stage are noised at a uniform step in
 [0, S) instead of [0, 999]. The question it asks: does training on heavily noised images with their
 text unchanged teach the model to read objects out of the noise, so that the noised view SEED uses
-(step 900) still holds them? ``--degraded-lm-only``: the degraded images' rows pass no gradient into the projector and the
+(step 900) still holds them?
+
+``--degraded-lm-only``: the degraded images' rows pass no gradient into the projector and the
 vision tower (the image tokens' gradient is zeroed for those rows), so the prior the noised view
 stands for is learnt by the language model alone. The question it asks: does the tower then stay as
 sharp as without degraded images while the noised view keeps v4's prior?
@@ -17,6 +19,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+
+
+def gradient_cut(current: dict):
+    """A forward hook for the projector: its output's gradient is zeroed on the rows that
+    ``current["rows"]`` names (the batch's degraded images, set by ``degrade``); each batch's rows
+    are used once. A batch with no degraded rows, or a forward without gradient, is left alone."""
+    import torch
+
+    def hook(module, inputs, output):
+        rows = current.pop("rows", None)
+        if not rows or not output.requires_grad:
+            return output
+        if output.shape[0] != current["batch"]:
+            raise SystemExit(f"projector output {tuple(output.shape)} is not one block per image")
+        keep = torch.ones(output.shape[0], *([1] * (output.dim() - 1)), dtype=output.dtype)
+        keep[rows] = 0
+        output.register_hook(lambda grad: grad * keep)
+        return output
+
+    return hook
 
 
 def main() -> int:
@@ -49,27 +71,17 @@ def main() -> int:
             out[i : i + 1] = add_diffusion_noise(pixels[i : i + 1], step, seeds=[seed])
         return out
 
-    def cut_gradient(module, inputs, output):  # forward hook of the projector
-        rows = current.pop("rows", None)
-        if not rows or not output.requires_grad:
-            return output
-        if output.shape[0] != current["batch"]:
-            raise SystemExit(f"projector output {tuple(output.shape)} is not one block per image")
-        keep = torch.ones(output.shape[0], *([1] * (output.dim() - 1)), dtype=output.dtype)
-        keep[rows] = 0
-        output.register_hook(lambda grad: grad * keep)
-        return output
-
     if args.degraded_lm_only:
-        import transformers
+        from seed.base import modeling
 
-        original = transformers.LlavaForConditionalGeneration.__init__
+        build_model = modeling.build_model
 
-        def init(self, *a, **k):
-            original(self, *a, **k)
-            self.model.multi_modal_projector.register_forward_hook(cut_gradient)
+        def build_and_cut(*a, **k):  # what `seed pretrain` builds, with the projector's hook attached
+            model = build_model(*a, **k)
+            model.model.multi_modal_projector.register_forward_hook(gradient_cut(current))
+            return model
 
-        transformers.LlavaForConditionalGeneration.__init__ = init
+        modeling.build_model = build_and_cut
     pretrain.degrade = degrade
     return seed_main(["pretrain", *rest.split()])
 

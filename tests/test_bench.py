@@ -295,3 +295,31 @@ def test_paired_chair_refuses_answers_scored_on_another_world(tmp_path):
     with pytest.raises(SystemExit, match="CHAIR_s of seed is 0.250, but .* give 0.500; pass --data"):
         check_world(metrics, {"base": [True, False], "seed": [True, False]}, tmp_path)
     check_world(tmp_path / "absent.json", {"base": [True]}, tmp_path)  # no metrics: nothing to compare
+
+
+def test_gradient_cut_zeroes_only_the_degraded_rows_once():
+    from bench.pretrain_variant import gradient_cut
+
+    projector = torch.nn.Linear(2, 3, bias=False)
+    with torch.no_grad():
+        projector.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 2.0], [3.0, 4.0]]))
+    projector.register_forward_hook(gradient_cut(current := {"rows": [1], "batch": 3}))
+    x = torch.ones(3, 4, 2, requires_grad=True)  # (images, patches, features)
+    projector(x).sum().backward()
+    # d(sum)/dx = the weight's column sums (4, 6) on kept rows, 0 on the degraded row
+    assert x.grad[0].tolist() == [[4.0, 6.0]] * 4
+    assert x.grad[1].abs().sum() == 0
+    assert x.grad[2].tolist() == [[4.0, 6.0]] * 4
+    assert "rows" not in current  # used once: the next forward trains every row
+    x.grad = None
+    projector(x).sum().backward()
+    assert x.grad[1].tolist() == [[4.0, 6.0]] * 4
+
+
+def test_gradient_cut_refuses_an_output_that_is_not_one_block_per_image():
+    from bench.pretrain_variant import gradient_cut
+
+    projector = torch.nn.Linear(2, 3)
+    projector.register_forward_hook(gradient_cut({"rows": [0], "batch": 5}))
+    with pytest.raises(SystemExit, match="not one block per image"):
+        projector(torch.ones(3, 4, 2, requires_grad=True))
