@@ -323,3 +323,46 @@ def test_gradient_cut_refuses_an_output_that_is_not_one_block_per_image():
     projector.register_forward_hook(gradient_cut({"rows": [0], "batch": 5}))
     with pytest.raises(SystemExit, match="not one block per image"):
         projector(torch.ones(3, 4, 2, requires_grad=True))
+
+
+def _probe_report(path: Path, lm: float, contrast: float, data: str = "/w", step: int = 900) -> Path:
+    import json
+
+    report = {
+        "tower_auc_adversarial": 0.8,
+        "lm_auc_counterfactual": lm,
+        "noised_object_auc": 0.6,
+        "noised_lm_auc_counterfactual": 0.4,
+        "contrast_auc_counterfactual": contrast,
+        "settings": {"data": data, "noise_step": step},
+    }
+    path.write_text(json.dumps(report))
+    return path
+
+
+def test_probe_table_gives_mean_and_sample_sd_per_recipe(tmp_path, capsys):
+    from bench.probe_table import main
+
+    a = _probe_report(tmp_path / "a.json", lm=0.5, contrast=0.7)
+    b = _probe_report(tmp_path / "b.json", lm=0.7, contrast=0.8)
+    c = _probe_report(tmp_path / "c.json", lm=0.6, contrast=0.65)
+    assert main([f"two={a},{b}", f"one={c}"]) == 0
+    rows = capsys.readouterr().out.strip().splitlines()
+    # two runs: LM mean 0.6, sd sqrt(0.02) = 0.1414; contrast 0.75 ± 0.0707; contrast - LM 0.2 and 0.1
+    assert rows[2].split(" | ")[:3] == ["| two", "2", "0.800 ± 0.000"]
+    assert "0.600 ± 0.141" in rows[2] and "0.750 ± 0.071" in rows[2] and rows[2].endswith("0.150 ± 0.071 |")
+    assert rows[3].startswith("| one | 1 | 0.800 |") and rows[3].endswith("| 0.050 |")
+
+
+def test_probe_table_refuses_reports_from_another_world_naming_the_file(tmp_path):
+    from bench.probe_table import main
+
+    a = _probe_report(tmp_path / "a.json", lm=0.5, contrast=0.7)
+    b = _probe_report(tmp_path / "b.json", lm=0.5, contrast=0.7, step=700)
+    with pytest.raises(SystemExit, match=r"b\.json: settings \(data, noise_step\)"):
+        main([f"x={a}", f"y={b}"])
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(SystemExit, match=r"bad\.json: not a probe report"):
+        main([f"x={tmp_path / 'bad.json'}"])
+    with pytest.raises(SystemExit, match="expected NAME=FILE"):
+        main(["nofiles"])
