@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -30,10 +30,7 @@ COLUMNS = (
 
 def mean_sd(values: list[float]) -> tuple[float, float | None]:
     """Mean and sample standard deviation (n - 1); the deviation is None for one value."""
-    mean = sum(values) / len(values)
-    if len(values) < 2:
-        return mean, None
-    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+    return statistics.mean(values), statistics.stdev(values) if len(values) > 1 else None
 
 
 def load_reports(groups: dict[str, list[Path]]) -> dict[str, list[dict]]:
@@ -47,9 +44,7 @@ def load_reports(groups: dict[str, list[Path]]) -> dict[str, list[dict]]:
                 report = json.loads(Path(path).read_text())
             except (OSError, json.JSONDecodeError) as err:
                 raise SystemExit(f"{path}: not a readable probe report ({err})") from err
-            missing = [key for _, key in COLUMNS if key not in report] + (
-                [] if "settings" in report else ["settings"]
-            )
+            missing = [key for key in (*(key for _, key in COLUMNS), "settings") if key not in report]
             if missing:
                 raise SystemExit(f"{path}: not a probe report, missing {missing}")
             where = (report["settings"].get("data"), report["settings"].get("noise_step"))
