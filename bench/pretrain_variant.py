@@ -7,6 +7,11 @@
 text unchanged teach the model to read objects out of the noise, so that the noised view SEED uses
 (step 900) still holds them?
 
+``--degraded-min-step S``: the degraded images are noised at a uniform step in [S, max) instead of
+[0, max): a model that sees either clean images or heavily noised ones, never half-visible objects.
+The question it asks: is the trade between the clean view's reading and the noised view's prior
+(session 11) made by the medium-noise images, whose text names objects the model can barely see?
+
 ``--degraded-lm-only``: the degraded images' rows pass no gradient into the projector and the
 vision tower (the image tokens' gradient is zeroed for those rows), so the prior the noised view
 stands for is learnt by the language model alone. The question it asks: does the tower then stay as
@@ -41,35 +46,48 @@ def gradient_cut(current: dict):
     return hook
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--degraded-max-step", type=int, default=1000)
-    parser.add_argument("--degraded-lm-only", action="store_true")
-    own, _, rest = " ".join(sys.argv[1:]).partition(" -- ")
-    args = parser.parse_args(own.split())
-
+def ranged_degrade(low: int, high: int, current: dict):
+    """`seed.stages.pretrain.degrade` with the diffusion step drawn uniformly from [low, high) instead
+    of [0, 999]; it records each batch's noised rows in ``current`` for `gradient_cut`. With low 0 and
+    high 1000 it draws the same rows, steps and seeds as `pretrain.degrade` from the same generator."""
     import torch
 
-    from seed.cli import main as seed_main
-    from seed.core.noise import DEFAULT_NUM_STEPS, add_diffusion_noise
-    from seed.stages import pretrain
+    from seed.core.noise import add_diffusion_noise
 
-    if not 0 < args.degraded_max_step <= DEFAULT_NUM_STEPS:
-        raise SystemExit(f"--degraded-max-step must be in 1..{DEFAULT_NUM_STEPS}")
-
-    current = {}  # the rows degrade() noised in the batch now being trained, for the projector hook
-
-    def degrade(pixels, rate, generator):  # pretrain.degrade with the step range capped
+    def degrade(pixels, rate, generator):
         chosen = (torch.rand(pixels.shape[0], generator=generator) < rate).nonzero().flatten().tolist()
         current["rows"], current["batch"] = chosen, pixels.shape[0]
         if not chosen:
             return pixels
         out = pixels.clone()
         for i in chosen:
-            step = int(torch.randint(args.degraded_max_step, (1,), generator=generator))
+            step = int(torch.randint(low, high, (1,), generator=generator))
             seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
             out[i : i + 1] = add_diffusion_noise(pixels[i : i + 1], step, seeds=[seed])
         return out
+
+    return degrade
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--degraded-max-step", type=int, default=1000)
+    parser.add_argument("--degraded-min-step", type=int, default=0)
+    parser.add_argument("--degraded-lm-only", action="store_true")
+    own, _, rest = " ".join(sys.argv[1:]).partition(" -- ")
+    args = parser.parse_args(own.split())
+
+    from seed.cli import main as seed_main
+    from seed.core.noise import DEFAULT_NUM_STEPS
+    from seed.stages import pretrain
+
+    if not 0 < args.degraded_max_step <= DEFAULT_NUM_STEPS:
+        raise SystemExit(f"--degraded-max-step must be in 1..{DEFAULT_NUM_STEPS}")
+    if not 0 <= args.degraded_min_step < args.degraded_max_step:
+        raise SystemExit("--degraded-min-step must be in 0..--degraded-max-step - 1")
+
+    current = {}  # the rows degrade() noised in the batch now being trained, for the projector hook
+    degrade = ranged_degrade(args.degraded_min_step, args.degraded_max_step, current)
 
     if args.degraded_lm_only:
         from seed.base import modeling

@@ -325,6 +325,36 @@ def test_gradient_cut_refuses_an_output_that_is_not_one_block_per_image():
         projector(torch.ones(3, 4, 2, requires_grad=True))
 
 
+def test_ranged_degrade_with_the_full_range_is_pretrains_degrade():
+    from bench.pretrain_variant import ranged_degrade
+    from seed.stages.pretrain import degrade
+
+    pixels = torch.rand(6, 3, 8, 8)
+    current = {}
+    ours = ranged_degrade(0, 1000, current)(pixels, 0.5, torch.Generator().manual_seed(3))
+    theirs = degrade(pixels, 0.5, torch.Generator().manual_seed(3))
+    assert torch.equal(ours, theirs)
+    assert current["batch"] == 6
+    noised = [i for i in range(6) if not torch.equal(ours[i], pixels[i])]
+    assert current["rows"] == noised and noised  # the rows it reports are the rows it noised
+
+
+def test_ranged_degrade_draws_its_steps_from_the_range(monkeypatch):
+    import seed.core.noise
+    from bench.pretrain_variant import ranged_degrade
+
+    steps = []
+    monkeypatch.setattr(
+        seed.core.noise, "add_diffusion_noise", lambda x, step, seeds: steps.append(step) or x * 0
+    )
+    degrade = ranged_degrade(850, 1000, {})
+    pixels = torch.ones(64, 3, 2, 2)
+    out = degrade(pixels, 1.0, torch.Generator().manual_seed(0))
+    assert out.abs().sum() == 0  # every row noised at rate 1
+    assert len(steps) == 64 and min(steps) >= 850 and max(steps) <= 999
+    assert max(steps) - min(steps) > 75  # spread over the range, not one step
+
+
 def _probe_report(path: Path, lm: float, contrast: float, data: str = "/w", step: int = 900) -> Path:
     import json
 
