@@ -12,6 +12,11 @@ text unchanged teach the model to read objects out of the noise, so that the noi
 The question it asks: is the trade between the clean view's reading and the noised view's prior
 (session 11) made by the medium-noise images, whose text names objects the model can barely see?
 
+``--degraded-from-step N``: the first N LLaVA steps train on clean images only (with
+``--grounding-steps N``: the grounding stage is clean and only the default world's stage sees degraded
+images). The question it asks: does the grounding stage read better when its images are clean, and
+does the noised view then learn the scene prior alone, from the one stage that has one?
+
 ``--degraded-lm-only``: the degraded images' rows pass no gradient into the projector and the
 vision tower (the image tokens' gradient is zeroed for those rows), so the prior the noised view
 stands for is learnt by the language model alone. The question it asks: does the tower then stay as
@@ -46,15 +51,22 @@ def gradient_cut(current: dict):
     return hook
 
 
-def ranged_degrade(low: int, high: int, current: dict):
+def ranged_degrade(low: int, high: int, current: dict, first: int = 0):
     """`seed.stages.pretrain.degrade` with the diffusion step drawn uniformly from [low, high) instead
     of [0, 999]; it records each batch's noised rows in ``current`` for `gradient_cut`. With low 0 and
-    high 1000 it draws the same rows, steps and seeds as `pretrain.degrade` from the same generator."""
+    high 1000 it draws the same rows, steps and seeds as `pretrain.degrade` from the same generator.
+    Its first ``first`` calls (one per training step) return the batch unchanged."""
     import torch
 
     from seed.core.noise import add_diffusion_noise
 
+    calls = [0]
+
     def degrade(pixels, rate, generator):
+        calls[0] += 1
+        if calls[0] <= first:
+            current["rows"], current["batch"] = [], pixels.shape[0]
+            return pixels
         chosen = (torch.rand(pixels.shape[0], generator=generator) < rate).nonzero().flatten().tolist()
         current["rows"], current["batch"] = chosen, pixels.shape[0]
         if not chosen:
@@ -73,6 +85,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--degraded-max-step", type=int, default=1000)
     parser.add_argument("--degraded-min-step", type=int, default=0)
+    parser.add_argument("--degraded-from-step", type=int, default=0)
     parser.add_argument("--degraded-lm-only", action="store_true")
     own, _, rest = " ".join(sys.argv[1:]).partition(" -- ")
     args = parser.parse_args(own.split())
@@ -87,7 +100,9 @@ def main() -> int:
         raise SystemExit("--degraded-min-step must be in 0..--degraded-max-step - 1")
 
     current = {}  # the rows degrade() noised in the batch now being trained, for the projector hook
-    degrade = ranged_degrade(args.degraded_min_step, args.degraded_max_step, current)
+    if args.degraded_from_step < 0:
+        raise SystemExit("--degraded-from-step must be >= 0")
+    degrade = ranged_degrade(args.degraded_min_step, args.degraded_max_step, current, args.degraded_from_step)
 
     if args.degraded_lm_only:
         from seed.base import modeling

@@ -355,6 +355,19 @@ def test_ranged_degrade_draws_its_steps_from_the_range(monkeypatch):
     assert max(steps) - min(steps) > 75  # spread over the range, not one step
 
 
+def test_ranged_degrade_leaves_the_first_steps_clean():
+    from bench.pretrain_variant import ranged_degrade
+
+    current = {}
+    degrade = ranged_degrade(0, 1000, current, first=2)
+    pixels = torch.rand(4, 3, 8, 8)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(2):
+        assert degrade(pixels, 1.0, generator) is pixels and current["rows"] == []
+    assert not torch.equal(degrade(pixels, 1.0, generator), pixels)  # the third step is degraded
+    assert current["rows"] == [0, 1, 2, 3]
+
+
 def _probe_report(path: Path, lm: float, contrast: float, data: str = "/w", step: int = 900) -> Path:
     import json
 
