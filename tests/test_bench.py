@@ -368,6 +368,77 @@ def test_ranged_degrade_leaves_the_first_steps_clean():
     assert current["rows"] == [0, 1, 2, 3]
 
 
+# two questions per cell: present typical, present atypical, absent typical, absent atypical
+_RELIANCE = (
+    [3.0, 1.0, 2.0, 0.0, 1.0, -1.0, 0.0, -2.0],
+    ["yes", "yes", "yes", "yes", "no", "no", "no", "no"],
+    [True, True, False, False, True, True, False, False],
+)
+
+
+def test_reliance_against_hand_counted_pairs():
+    from bench.prior_reliance import reliance
+
+    out = reliance(*_RELIANCE)
+    # evidence, typical: (3, 1) vs (1, -1): 3 wins, 1 tie of 4 pairs -> 0.875; atypical the same
+    assert out["evidence_auc"] == {"typical": 0.875, "atypical": 0.875, "mean": 0.875}
+    # prior, present: (3, 1) vs (2, 0): 3 of 4 pairs; absent: (1, -1) vs (0, -2): 3 of 4
+    assert out["prior_auc"] == {"present": 0.75, "absent": 0.75, "mean": 0.75}
+    assert out["yes_share"] == {
+        "present_typical": 1.0,
+        "present_atypical": 0.5,
+        "absent_typical": 0.5,
+        "absent_atypical": 0.0,
+    }
+    assert set(out["n"].values()) == {2}
+
+
+def test_reliance_tells_a_yes_shift_from_a_removed_prior():
+    from bench.prior_reliance import reliance
+
+    margins, labels, typical = _RELIANCE
+    shifted = reliance([m - 1 for m in margins], labels, typical)  # every answer toward "no"
+    assert shifted["evidence_auc"] == reliance(*_RELIANCE)["evidence_auc"]
+    assert shifted["prior_auc"]["mean"] == 0.75
+    assert shifted["yes_share"]["present_typical"] == 0.5
+    unbiased = reliance([m - t for m, t in zip(margins, typical, strict=True)], labels, typical)
+    assert unbiased["prior_auc"] == {"present": 0.5, "absent": 0.5, "mean": 0.5}
+    assert unbiased["evidence_auc"]["mean"] == 0.875
+    with pytest.raises(ValueError, match="no question in cell absent_atypical"):
+        reliance(margins[:6], labels[:6], typical[:6])
+
+
+def test_oracle_shift_finds_the_offset_that_removes_the_prior():
+    from bench.prior_reliance import oracle_shift, reliance
+
+    margins, labels, typical = _RELIANCE
+    k, shifted = oracle_shift(margins, typical, labels)
+    assert k == pytest.approx(1.0)  # typical objects sit exactly 1 above atypical ones here
+    assert reliance(shifted, labels, typical)["prior_auc"]["mean"] == 0.5
+    assert sum(shifted) == pytest.approx(sum(margins))  # the mean margin stays
+
+
+def test_target_margins_follow_purify_on_two_tokens():
+    from bench.prior_reliance import target_margins
+
+    # fixed strength 3: 4 * 0.5 - 3 * 1.0; beyond ln(10) the minority answer leaves the plausible set
+    assert target_margins([0.5, 3.0, -3.0], [1.0, 0.0, 0.0], 3.0, False, 0.1) == [-1.0, math.inf, -math.inf]
+    a = 3 * (1 - 1 / (1 + math.exp(-0.5)))  # adaptive: 3 (1 - max(p, 1 - p))
+    assert target_margins([0.5], [1.0], 3.0, True, 0.1)[0] == pytest.approx((1 + a) * 0.5 - a)
+    assert target_margins([3.0], [0.0], 1.0, False, 0.0) == [6.0]  # no cut-off
+
+
+def test_split_scores_of_greedy_answers():
+    from bench.prior_reliance import split_scores
+
+    margins, labels, _ = _RELIANCE
+    out = split_scores(margins, labels, {"a": [0, 2, 4, 6], "b": [1, 3, 5, 7]})
+    # a: margins 3, 2 (yes) and 1, 0 (no): answers yes, yes, yes, no -> tp 2, fp 1, fn 0
+    assert out["a"] == {"f1": 0.8, "yes_ratio": 0.75, "auc": 1.0}
+    # b: 1, 0 (yes) and -1, -2 (no): yes, no, no, no -> tp 1, fn 1
+    assert out["b"] == {"f1": pytest.approx(0.6667, abs=1e-4), "yes_ratio": 0.25, "auc": 1.0}
+
+
 def _probe_report(path: Path, lm: float, contrast: float, data: str = "/w", step: int = 900) -> Path:
     import json
 
@@ -409,3 +480,49 @@ def test_probe_table_refuses_reports_from_another_world_naming_the_file(tmp_path
         main([f"x={tmp_path / 'bad.json'}"])
     with pytest.raises(SystemExit, match="expected NAME=FILE"):
         main(["nofiles"])
+
+
+def test_prior_reliance_pools_a_worlds_questions_and_scores_a_model(tmp_path):
+    import json
+
+    from bench.prior_reliance import main, world_questions
+    from seed.base.tiny import save_tiny
+    from seed.eval.pope import load_pope_questions
+    from seed.world.config import WorldConfig
+    from seed.world.synth import synthesize
+
+    data = tmp_path / "world"
+    config = WorldConfig(n_train=4, n_seed=1, n_pope_images=6, n_mme_images=1, n_chair_images=1)
+    synthesize(data, config, False)
+    questions, splits, visibility = world_questions(data)
+    assert len({(q["image"], q["text"]) for q in questions}) == len(questions)  # each once
+    for split, idx in splits.items():
+        asked = load_pope_questions(data / "pope" / f"world_pope_{split}.json")
+        assert [(q["image"], q["text"], q["label"]) for q in asked] == [
+            (questions[i]["image"], questions[i]["text"], questions[i]["label"]) for i in idx
+        ]
+    # the counterfactual split's design: present objects atypical for the scene, absent ones typical
+    assert all(questions[i]["typical"] == (questions[i]["label"] == "no") for i in splits["counterfactual"])
+    assert visibility["typical"]["present"] + visibility["atypical"]["present"] == sum(
+        q["label"] == "yes" for q in questions
+    )
+    model = save_tiny("llava", tmp_path / "model")
+    out = tmp_path / "reliance.json"
+    argv = [
+        "--model",
+        str(model),
+        "--data",
+        str(data),
+        "--noise-step",
+        "900",
+        "--alpha",
+        "3",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert {"clean", "contrast a=3", "target a=3 adaptive beta=0.1"} <= set(rows)
+    assert rows["clean"]["splits"].keys() == splits.keys()
+    oracle = next(v for k, v in rows.items() if k.startswith("oracle"))
+    assert abs(oracle["prior_auc"]["mean"] - 0.5) <= abs(rows["clean"]["prior_auc"]["mean"] - 0.5)
