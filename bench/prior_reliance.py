@@ -12,6 +12,12 @@ first answer token's yes-minus-no margin it reports:
   is held fixed, so 0.5 means the answer does not depend on the scene; above 0.5 the model says
   "yes" more for what the scene makes likely (prior-driven), below 0.5 it has over-corrected.
 - ``yes_share`` of each cell at margin 0 (the greedy answer).
+- ``splits``: each POPE split's greedy F1, yes-ratio and AUC.
+
+The ``oracle prior removed`` rows take the scene prior out with the world's own typical sets
+(`oracle_shift`: typical objects' margins lowered by a constant until ``prior_auc`` is 0.5, the
+image reading untouched), fully and a quarter, half and three quarters of the way: what removing the
+prior, and nothing else, would do to each split.
 
 A uniform shift of every margin changes neither AUC; sharpening raises ``evidence_auc`` without
 moving ``prior_auc``; removing the prior moves ``prior_auc`` toward 0.5 while ``evidence_auc`` holds.
@@ -220,8 +226,14 @@ def main(argv: list[str] | None = None) -> int:
     labels, typical = [q["label"] for q in questions], [q["typical"] for q in questions]
     rows = {"clean": reliance(clean, labels, typical)}
     k, shifted = oracle_shift(clean, typical, labels)
-    rows[f"oracle prior removed (k={k:g})"] = reliance(shifted, labels, typical)
     views = {"clean": clean, f"oracle prior removed (k={k:g})": shifted}
+    share = sum(typical) / len(typical)
+    for part in (0.25, 0.5, 0.75):  # part of the way: what a partial removal gains and costs per split
+        views[f"oracle prior removed x{part:g}"] = [
+            m - part * k * (t - share) for m, t in zip(clean, typical, strict=True)
+        ]
+    for name, margins in views.items():
+        rows.setdefault(name, reliance(margins, labels, typical))
     if noised is not None:
         for alpha in args.alpha or [1.0]:
             margins = [(1 + alpha) * c - alpha * n for c, n in zip(clean, noised, strict=True)]
