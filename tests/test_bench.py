@@ -418,6 +418,21 @@ def test_oracle_shift_finds_the_offset_that_removes_the_prior():
     assert sum(shifted) == pytest.approx(sum(margins))  # the mean margin stays
 
 
+def test_oracle_frontier_trades_counterfactual_for_random_f1():
+    from bench.prior_reliance import oracle_frontier
+
+    margins, labels, typical = _RELIANCE
+    # random: the prior-consistent questions (present typical, absent atypical); counterfactual: the rest
+    splits = {"random": [0, 1, 6, 7], "counterfactual": [2, 3, 4, 5]}
+    # 5% of the way already turns the absent atypical 0.0 into "yes": random F1 1.0 -> 0.8, and the
+    # present atypical 0.0 into "yes": CF F1 0.5 -> 0.8; nothing further changes up to the full offset
+    strict = oracle_frontier(margins, typical, labels, 1.0, splits, tolerance=0.01)
+    assert (strict["fraction"], strict["gain"], strict["cost"]) == (0.0, 0.0, 0.0)
+    loose = oracle_frontier(margins, typical, labels, 1.0, splits, tolerance=0.25)
+    assert (loose["fraction"], loose["gain"], loose["cost"]) == (0.05, 0.3, -0.2)
+    assert len(loose["curve"]) == 21 and loose["curve"][-1] == [1.0, 0.3, -0.2]
+
+
 def test_target_margins_follow_purify_on_two_tokens():
     from bench.prior_reliance import target_margins
 
