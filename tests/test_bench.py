@@ -416,6 +416,10 @@ def test_oracle_shift_finds_the_offset_that_removes_the_prior():
     assert k == pytest.approx(1.0)  # typical objects sit exactly 1 above atypical ones here
     assert reliance(shifted, labels, typical)["prior_auc"]["mean"] == 0.5
     assert sum(shifted) == pytest.approx(sum(margins))  # the mean margin stays
+    flipped = [m - 2 * t for m, t in zip(margins, typical, strict=True)]  # typical 1 *below* atypical
+    k, shifted = oracle_shift(flipped, typical, labels)
+    assert k == pytest.approx(-1.0)
+    assert reliance(shifted, labels, typical)["prior_auc"]["mean"] == 0.5
 
 
 def test_oracle_frontier_trades_counterfactual_for_random_f1():
