@@ -76,6 +76,9 @@ GRIDS = {
         ("all", 12, 500, 0.0, True, 1, 5200),
         ("all", 12, 900, 3.0, True, 1, 5200, "split"),
     ],
+    "fixed": [  # params.yaml's default with fixed strength: its targets keep less of the prior
+        ("all", 12, 900, 3.0, False, 1, 5200, "split"),
+    ],
     "quick": [
         ("all", 4, 900, 0.0, True, 1, 200),
         ("all", 4, 900, 3.0, True, 1, 200),
