@@ -67,6 +67,17 @@ class Runtime:
             torch.cuda.synchronize(self.device)
 
 
+def print_report(report: dict, out: str | Path | None = None) -> None:
+    """Print ``report`` as indented JSON and, with ``out``, write the same text there atomically."""
+    import json
+
+    from seed.files.atomic import write_json
+
+    print(json.dumps(report, indent=2, default=str))
+    if out:
+        write_json(out, report)
+
+
 def timed(rt: Runtime, fn: Callable[[], Any]) -> tuple[float, Any]:
     """``(seconds, result)`` of ``fn()``, with the device synchronised before and after."""
     rt.sync()

@@ -49,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from bench.common import print_report
     from seed.eval.pope import build_pope_prompt
     from seed.model.generate import load_model, open_image
     from seed.model.margins import first_token_margins
@@ -116,10 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "by_label": by_label,
         "contrasts": contrasts,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    print_report(report, args.out)
     return 0
 
 

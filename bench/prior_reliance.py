@@ -101,13 +101,19 @@ def split_scores(margins: list[float], labels: list[str], splits: dict[str, list
     for split, idx in splits.items():
         split_labels = [labels[i] for i in idx]
         metrics = pope_metrics(split_labels, ["yes" if margins[i] > 0 else "no" for i in idx])
-        finite = [max(-1e9, min(1e9, margins[i])) for i in idx]
         out[split] = {
             "f1": round(metrics["f1"], 4),
             "yes_ratio": round(metrics["yes_ratio"], 4),
-            "auc": round(margin_auc(split_labels, finite), 4),
+            "auc": round(margin_auc(split_labels, [margins[i] for i in idx]), 4),
         }
     return out
+
+
+def oracle_correction(margins: list[float], typical: list[bool], k: float) -> list[float]:
+    """``margins`` with typical objects lowered by ``k (1 - share)`` and atypical ones raised by
+    ``k share`` (``share`` the typical share of the questions): the mean margin stays."""
+    share = sum(typical) / len(typical)
+    return [m - k * (t - share) for m, t in zip(margins, typical, strict=True)]
 
 
 def oracle_shift(margins: list[float], typical: list[bool], labels: list[str]) -> tuple[float, list[float]]:
@@ -116,11 +122,10 @@ def oracle_shift(margins: list[float], typical: list[bool], labels: list[str]) -
     the world's own typical sets, the image reading left as it is. Returns ``(k, margins)``. Typical
     objects lose ``k (1 - share)`` and atypical ones gain ``k share`` (``share`` the typical share of
     the questions), so the mean margin stays where it was."""
-    share = sum(typical) / len(typical)
     best = None
     for step in range(-160, 161):  # negative k: a model that says "yes" less to typical objects
         k = step * 0.05
-        shifted = [m - k * (t - share) for m, t in zip(margins, typical, strict=True)]
+        shifted = oracle_correction(margins, typical, k)
         gap = abs(reliance(shifted, labels, typical)["prior_auc"]["mean"] - 0.5)
         if best is None or gap < best[0] - 1e-9 or (abs(gap - best[0]) <= 1e-9 and abs(k) < abs(best[1])):
             best = (gap, k, shifted)
@@ -139,14 +144,12 @@ def oracle_frontier(
     ``tolerance``: the oracle's correction (`oracle_shift`, full offset ``k``) applied a fraction
     0, 0.05, ..., 1 of the way. Returns the chosen ``fraction`` (the smallest among equals), its ``gain``
     (CF F1 change) and ``cost`` (random F1 change), and the whole ``curve`` of [fraction, gain, cost]."""
-    share = sum(typical) / len(typical)
     wanted = {"counterfactual": splits["counterfactual"], "random": splits["random"]}
     base = split_scores(margins, labels, wanted)
     curve = []
     for step in range(21):
         part = step / 20
-        moved = [m - part * k * (t - share) for m, t in zip(margins, typical, strict=True)]
-        scores = split_scores(moved, labels, wanted)
+        scores = split_scores(oracle_correction(margins, typical, part * k), labels, wanted)
         gain = scores["counterfactual"]["f1"] - base["counterfactual"]["f1"]
         cost = scores["random"]["f1"] - base["random"]["f1"]
         curve.append([part, round(gain, 4), round(cost, 4)])
@@ -185,6 +188,10 @@ def world_questions(data: Path) -> tuple[list[dict], dict[str, list[int]], dict]
     from seed.model.margins import QUESTION_RE
     from seed.world.vocab import SCENE_BY_NAME
 
+    if not (data / "annotations.json").is_file():
+        raise SystemExit(
+            f"{data / 'annotations.json'}: not found (a world folder written by `seed data synth`)"
+        )
     annotations = json.loads((data / "annotations.json").read_text())
     images = {im["file_name"]: im for im in annotations["images"]}
     names = {c["id"]: c["name"] for c in annotations["categories"]}
@@ -203,8 +210,8 @@ def world_questions(data: Path) -> tuple[list[dict], dict[str, list[int]], dict]
             seen[(q["image"], q["text"])] = len(questions)
             splits[split].append(len(questions))
             match = QUESTION_RE.match(q["text"])
-            if match is None or q["image"] not in images:
-                raise SystemExit(f"{path}: question {q['question_id']} names no known image or object")
+            if match is None or q["image"] not in images or images[q["image"]]["scene"] not in SCENE_BY_NAME:
+                raise SystemExit(f"{path}: question {q['question_id']} names no known image, scene or object")
             image = images[q["image"]]
             typical = match.group(1) in SCENE_BY_NAME[image["scene"]].typical_names()
             questions.append({**q, "object": match.group(1), "typical": typical, "image_id": image["id"]})
@@ -234,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
 
+    from bench.common import print_report
     from seed.eval.pope import build_pope_prompt
     from seed.model.generate import load_model, open_image
     from seed.model.margins import first_token_margins
@@ -253,29 +261,23 @@ def main(argv: list[str] | None = None) -> int:
         0,
     )
     labels, typical = [q["label"] for q in questions], [q["typical"] for q in questions]
-    rows = {"clean": reliance(clean, labels, typical)}
     k, shifted = oracle_shift(clean, typical, labels)
     views = {"clean": clean, f"oracle prior removed (k={k:g})": shifted}
-    share = sum(typical) / len(typical)
     for part in (0.25, 0.5, 0.75):  # part of the way: what a partial removal gains and costs per split
-        views[f"oracle prior removed x{part:g}"] = [
-            m - part * k * (t - share) for m, t in zip(clean, typical, strict=True)
-        ]
-    for name, margins in views.items():
-        rows.setdefault(name, reliance(margins, labels, typical))
+        views[f"oracle prior removed x{part:g}"] = oracle_correction(clean, typical, part * k)
     if noised is not None:
         for alpha in args.alpha or [1.0]:
-            margins = [(1 + alpha) * c - alpha * n for c, n in zip(clean, noised, strict=True)]
-            rows[f"contrast a={alpha:g}"] = reliance(margins, labels, typical)
-            views[f"contrast a={alpha:g}"] = margins
+            views[f"contrast a={alpha:g}"] = [
+                (1 + alpha) * c - alpha * n for c, n in zip(clean, noised, strict=True)
+            ]
             for adaptive in (False, True):
                 for beta in args.beta or [0.1]:
-                    margins = target_margins(clean, noised, alpha, adaptive, beta)
                     name = f"target a={alpha:g} {'adaptive' if adaptive else 'fixed'} beta={beta:g}"
-                    rows[name] = reliance(margins, labels, typical)
-                    views[name] = margins
-    for name, margins in views.items():
-        rows[name]["splits"] = split_scores(margins, labels, splits)
+                    views[name] = target_margins(clean, noised, alpha, adaptive, beta)
+    rows = {
+        name: reliance(margins, labels, typical) | {"splits": split_scores(margins, labels, splits)}
+        for name, margins in views.items()
+    }
     report = {"model": args.model}
     if {"counterfactual", "random"} <= splits.keys():
         report["oracle_frontier"] = oracle_frontier(clean, typical, labels, k, splits)
@@ -287,10 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         "visibility": visibility,
         "rows": rows,
     }
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
+    print_report(report, args.out)
     return 0
 
 
