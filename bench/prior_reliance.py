@@ -26,7 +26,7 @@ moving ``prior_auc``; removing the prior moves ``prior_auc`` toward 0.5 while ``
 share occluded), which the reading of ``prior_auc`` assumes.
 
     python -m bench.prior_reliance --model artifacts/base-model [--adapter A] --data W \\
-        [--noise-step 900 --alpha 1 --alpha 3] [--out F]
+        [--noise-step 900 [--noise-draws K] --alpha 1 --alpha 3] [--out F]
 
 With ``--noise-step`` it also scores the decoding-time contrast ``(1 + a) clean - a noised`` for each
 ``--alpha`` (VCD's contrast on the first token, without its plausibility cut-off), and purify's
@@ -236,6 +236,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--adapter", default=None, help="a SEED adapter folder, merged into the model")
     parser.add_argument("--data", default="data", help="world folder (use a validation world for choices)")
     parser.add_argument("--noise-step", type=int, default=None, help="also score the contrast at this step")
+    parser.add_argument(
+        "--noise-draws",
+        type=int,
+        default=1,
+        help="noisings averaged into the noised view (purify.noise_draws)",
+    )
     parser.add_argument("--alpha", type=float, action="append", default=None, help="contrast weight(s)")
     parser.add_argument("--beta", type=float, action="append", default=None, help="plausibility cut-off(s)")
     parser.add_argument("--out", default=None, help="also write the JSON here")
@@ -259,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         [f"{q['image']}|{p}" for q, p in zip(questions, prompts, strict=True)],
         args.noise_step,
         0,
+        draws=args.noise_draws,
     )
     labels, typical = [q["label"] for q in questions], [q["typical"] for q in questions]
     k, shifted = oracle_shift(clean, typical, labels)
@@ -285,6 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         "adapter": args.adapter,
         "data": args.data,
         "noise_step": args.noise_step,
+        "noise_draws": args.noise_draws,
         "questions": len(questions),
         "visibility": visibility,
         "rows": rows,

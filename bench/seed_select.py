@@ -79,6 +79,9 @@ GRIDS = {
     "fixed": [  # params.yaml's default with fixed strength: its targets keep less of the prior
         ("all", 12, 900, 3.0, False, 1, 5200, "split"),
     ],
+    "draws": [  # params.yaml's default with the noised view averaged over 4 noise draws (purify.noise_draws)
+        ("all", 12, 900, 3.0, True, 1, 5200, "split", 1.0, 4),
+    ],
     "quick": [
         ("all", 4, 900, 0.0, True, 1, 200),
         ("all", 4, 900, 3.0, True, 1, 200),
@@ -88,12 +91,14 @@ GRIDS = {
 
 def row_name(row: tuple) -> str:
     """``pool-questions/step/alpha/strength/epochs/samples``, then ``/centred`` for ``centre: image``,
-    ``/centred-split`` for ``centre: split``, and ``x<weight>`` for a ``centre_weight`` below 1."""
+    ``/centred-split`` for ``centre: split``, ``x<weight>`` for a ``centre_weight`` below 1, and
+    ``/draws<K>`` for ``noise_draws`` K above 1 (the row's optional 10th field)."""
     pool, questions, step, alpha, adaptive, epochs, samples, *centre = row
     strength = "adaptive" if adaptive else "fixed"
     mode, weight = centre_of(row)
     tail = "" if mode == "none" else "/centred" + ("-split" if mode == "split" else "")
     tail += f"x{weight:g}" if weight != 1 else ""
+    tail += f"/draws{draws_of(row)}" if draws_of(row) != 1 else ""
     return f"{pool}-{questions}/{step}/{alpha:g}/{strength}/{epochs}/{samples or 'all'}{tail}"
 
 
@@ -101,6 +106,11 @@ def centre_of(row: tuple) -> tuple[str, float]:
     """A row's ``(purify.centre, purify.centre_weight)``: its optional 8th and 9th fields."""
     extra = row[7:]
     return (extra[0] if extra else "none"), (float(extra[1]) if len(extra) > 1 else 1.0)
+
+
+def draws_of(row: tuple) -> int:
+    """A row's ``purify.noise_draws``: its optional 10th field (default 1)."""
+    return int(row[9]) if len(row) > 9 else 1
 
 
 def world_variant(data: Path, out: Path, **overrides) -> Path:
@@ -167,6 +177,7 @@ def main() -> int:
             max_samples=samples,
             centre=centre,
             centre_weight=centre_weight,
+            noise_draws=draws_of(row),
         )
         distill = dataclasses.replace(distill_base, epochs=epochs)
         slug = name.replace("/", "_")

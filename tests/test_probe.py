@@ -107,6 +107,13 @@ def test_first_token_margins_match_answer_all(tiny_llava):
     answer_batch(model, processor, images, prompts, max_new_tokens=1, margins=expected)
     assert clean == pytest.approx(expected, abs=1e-5)
     assert len(noised) == 3 and noised != clean
+    # two draws: the mean of the noised margins seeded 0 and 1
+    _, second = first_token_margins(model, processor, images, prompts, ["a", "b", "c"], 500, 1, batch_size=3)
+    _, both = first_token_margins(
+        model, processor, images, prompts, ["a", "b", "c"], 500, batch_size=2, with_clean=False, draws=2
+    )
+    assert second != noised
+    assert both == pytest.approx([(x + y) / 2 for x, y in zip(noised, second, strict=True)], abs=1e-5)
 
 
 def test_seed_probe_writes_every_key(tmp_path):

@@ -28,14 +28,17 @@ def first_token_margins(
     seed: int = 0,
     batch_size: int = 64,
     with_clean: bool = True,
+    draws: int = 1,
 ) -> tuple[list[float] | None, list[float] | None]:
     """The first answer token's yes-minus-no logit per pair, on the clean image and on the noised one.
 
     Batches are built as `seed.model.generate.answer_batch` builds them (chat template, left padding) and
     read by `seed.model.vcd.decode`'s first step, so the clean margins equal ``answer_all(margins=...)``'s.
     The noised image is the one VCD contrasts: `seed.model.teacher.noise_pixels` with ``sample_ids`` and
-    ``seed``. Returns ``(clean, noised)``, each one float per pair; ``noised`` is None without
-    ``noise_step``, ``clean`` is None with ``with_clean=False`` (the clean pass is then skipped).
+    ``seed``; with ``draws`` K > 1 the noised margin is the mean over K noisings seeded ``seed``, ...,
+    ``seed + K - 1`` (the noised view of ``purify.noise_draws``). Returns ``(clean, noised)``, each one
+    float per pair; ``noised`` is None without ``noise_step``, ``clean`` is None with
+    ``with_clean=False`` (the clean pass is then skipped).
     """
     from seed.model.generate import eos_token_ids, image_token_ids, prompt_text, yes_no_token_ids
     from seed.model.teacher import noise_pixels
@@ -63,12 +66,16 @@ def first_token_margins(
             decode(model, inputs, 1, eos, pad, first_scores=scores)
             clean.extend((scores[0][:, yes] - scores[0][:, no]).tolist())
         if noised is not None:
-            pixels = noise_pixels(
-                inputs, sample_ids[start:stop], noise_step, seed, image_token_ids(processor)
-            )
-            scores = []
-            decode(model, {**inputs, "pixel_values": pixels}, 1, eos, pad, first_scores=scores)
-            noised.extend((scores[0][:, yes] - scores[0][:, no]).tolist())
+            total = None
+            for draw in range(draws):
+                pixels = noise_pixels(
+                    inputs, sample_ids[start:stop], noise_step, seed + draw, image_token_ids(processor)
+                )
+                scores = []
+                decode(model, {**inputs, "pixel_values": pixels}, 1, eos, pad, first_scores=scores)
+                margin = scores[0][:, yes] - scores[0][:, no]
+                total = margin if total is None else total + margin
+            noised.extend((total / draws).tolist())
     return clean, noised
 
 
@@ -81,12 +88,14 @@ def image_answer_bias(
     seed: int = 0,
     batch_size: int = 64,
     over: str = "image",
+    draws: int = 1,
 ) -> dict[str, float]:
     """The noised view's answer bias per image: for the existence questions ("Is there a ...?") among
     ``rows`` (sample id, image name, prompt), the mean first-token yes-minus-no margin on the noised
     image over the questions about the same image (``over="image"``) or over every question of
     ``rows`` (``over="split"``: one bias for all), keyed by each question's sample id. The noise is
-    seeded by sample id, as the teacher pass's. No label is read."""
+    seeded by sample id, as the teacher pass's, and averaged over ``draws`` noisings as its noised
+    view is. No label is read."""
     asked = [row for row in rows if QUESTION_RE.match(row[2])]
     _, noised = first_token_margins(
         model,
@@ -98,6 +107,7 @@ def image_answer_bias(
         seed,
         batch_size=batch_size,
         with_clean=False,  # only the noised view's bias is wanted
+        draws=draws,
     )
     by_image: dict[str, list[float]] = {}
     if over not in ("image", "split"):

@@ -4,6 +4,7 @@
  [prompt | response] with the clean image  --+
                                              +--> one forward of 2B --> l_t, n_t on response tokens
  [prompt | response] with the noised image --+        (logits at t predict the token at t + 1)
+                  (K noised copies with ``noise_draws`` K: one forward of (1 + K)B, n_t their mean)
  purify_logits(l_t, n_t) --> sparsify_targets(top_k) --> one SampleTargets per sample
 ```
 
@@ -28,6 +29,7 @@ class ContrastSettings(Protocol):
     """What the teacher pass reads of its settings (stage `purify`'s `PurifyConfig` has them all)."""
 
     noise_step: int
+    noise_draws: int
     seed: int
     cd_alpha: float
     cd_beta: float
@@ -108,25 +110,30 @@ def noise_pixels(
     return torch.cat(noised)
 
 
-def contrast_batch(batch: dict[str, Any], noised_pixels: torch.Tensor) -> dict[str, Any]:
-    """One batch of 2B: the B samples with clean pixels, then the same B with ``noised_pixels``.
+def contrast_batch(
+    batch: dict[str, Any], noised_pixels: torch.Tensor | Sequence[torch.Tensor]
+) -> dict[str, Any]:
+    """One batch of (1 + K)B: the B samples with clean pixels, then the same B once per noised copy.
 
-    Every tensor input is repeated along its first dimension (per-sample and per-image inputs alike:
-    one image per sample); ``pixel_values`` becomes ``[clean; noised]``; ``labels`` are dropped.
+    ``noised_pixels`` is one tensor laid out as the batch's ``pixel_values`` (K = 1, a batch of 2B)
+    or a sequence of K of them (one per noise draw). Every tensor input is repeated along its first
+    dimension (per-sample and per-image inputs alike: one image per sample); ``pixel_values`` becomes
+    ``[clean; noised_1; ...; noised_K]``; ``labels`` are dropped.
     """
     import torch
 
-    doubled: dict[str, Any] = {}
+    draws = [noised_pixels] if isinstance(noised_pixels, torch.Tensor) else list(noised_pixels)
+    repeated: dict[str, Any] = {}
     for key, value in batch.items():
         if key == "labels":
             continue
         if key == "pixel_values":
-            doubled[key] = torch.cat([value, noised_pixels.to(value.dtype)])
+            repeated[key] = torch.cat([value, *(d.to(value.dtype) for d in draws)])
         elif isinstance(value, torch.Tensor):
-            doubled[key] = torch.cat([value, value])
+            repeated[key] = torch.cat([value] * (1 + len(draws)))
         else:
-            doubled[key] = value
-    return doubled
+            repeated[key] = value
+    return repeated
 
 
 def plain_logits(model: Any, **inputs: Any) -> torch.Tensor:
@@ -156,7 +163,10 @@ def teacher_targets(
             or `seed.model.adapter.teacher_logits` bound to a PEFT model (adapter disabled).
         batch: (batch, seq) inputs and labels on the model's device.
         sample_ids: one id per sample, seeding its image noise.
-        config: contrast settings (noise_step, cd_alpha, cd_beta, adaptive, confidence, top_k, seed).
+        config: contrast settings (noise_step, noise_draws, cd_alpha, cd_beta, adaptive, confidence,
+            top_k, seed). With ``noise_draws`` K > 1 the noised view is K noisings of each image
+            (draw ``j`` seeded by ``seed + j``, so draw 0 is the one-draw noise), forwarded with the
+            clean copy as one batch of (1 + K)B, and its logits are the mean over the draws.
         image_ids: the processor's image placeholder ids (to split tiled pixel inputs).
         dtype: the model's dtype, for the pixel inputs (None keeps the processor's).
         contrast_pixels: pixel inputs of the images to contrast with, laid out as the batch's
@@ -175,18 +185,23 @@ def teacher_targets(
     labels = batch["labels"]
     positions = response_positions(labels)
     if contrast_pixels is None:
-        noised = noise_pixels(batch, sample_ids, config.noise_step, config.seed, image_ids)
+        noised = [
+            noise_pixels(batch, sample_ids, config.noise_step, config.seed + draw, image_ids)
+            for draw in range(config.noise_draws)
+        ]
     else:
-        noised = contrast_pixels
+        noised = [contrast_pixels]
     inputs = contrast_batch(batch, noised)
     if dtype is not None:
         inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
-    # Only the response positions are projected onto the vocabulary: (2 * tokens, vocab).
-    logits = forward(**inputs, logits_to_keep=positions.repeat(2, 1))
+    copies = 1 + len(noised)
+    # Only the response positions are projected onto the vocabulary: (copies * tokens, vocab).
+    logits = forward(**inputs, logits_to_keep=positions.repeat(copies, 1))
     if logits.dim() == 3:  # a model that ignores logits_to_keep returns every position
-        logits = logits[positions.repeat(2, 1)]
+        logits = logits[positions.repeat(copies, 1)]
     tokens = int(positions.sum())
-    clean, noised_logits = logits[:tokens], logits[tokens:]
+    clean = logits[:tokens]
+    noised_logits = logits[tokens:].reshape(len(noised), tokens, -1).mean(dim=0)
     if answer_shifts is not None:
         import torch
 

@@ -67,7 +67,9 @@ CENTRES = ("none", "image", "split")
 class PurifyConfig:
     """Settings of stage `purify` (params.yaml section ``purify``).
 
-    noise_step: diffusion step ``T`` of the noised image (0..999). cd_alpha / cd_beta: contrast
+    noise_step: diffusion step ``T`` of the noised image (0..999). noise_draws: noisings of each image
+    whose logits are averaged into the noised view (1: one; K: the teacher forward holds (1 + K)x).
+    cd_alpha / cd_beta: contrast
     strength ``alpha`` and plausibility cut-off ``beta``. adaptive: ``a_t = alpha * (1 - c_t)`` (True)
     or plain VCD ``a_t = alpha``. confidence: ``max_prob`` or ``entropy``. flag_tau: tokens with
     ``c_t < flag_tau`` count as flagged in the report. top_k: stored tokens per target.
@@ -81,6 +83,7 @@ class PurifyConfig:
     """
 
     noise_step: int = 500
+    noise_draws: int = 1
     cd_alpha: float = 1.0
     cd_beta: float = 0.1
     adaptive: bool = True
@@ -102,6 +105,11 @@ class PurifyConfig:
         if not isinstance(self.contrast_dir, str):
             raise ConfigError(f"{SECTION}.contrast_dir = {self.contrast_dir!r} must be a folder path or ''")
         check_integer(SECTION, "noise_step", self.noise_step, lo=0, hi=999)
+        check_integer(SECTION, "noise_draws", self.noise_draws, lo=1)
+        if self.contrast_dir and self.noise_draws != 1:  # a contrast image is given, not drawn
+            raise ConfigError(
+                f"{SECTION}.noise_draws = {self.noise_draws} needs the noised view; use 1 with contrast_dir"
+            )
         check_number(SECTION, "cd_alpha", self.cd_alpha, lo=0)
         check_number(SECTION, "cd_beta", self.cd_beta, lo=0, hi=1)
         if not isinstance(self.adaptive, bool):
@@ -202,7 +210,15 @@ def image_shifts(model: Any, processor: Any, data_dir: Path, samples: Sequence[S
     images = {name: open_image(data_dir / IMAGES / name) for name in sorted({s.image for s in samples})}
     rows, step = [(s.sample_id, s.image, s.prompt) for s in samples], config.noise_step
     bias = image_answer_bias(
-        model, processor, images, rows, step, config.seed, config.batch_size, config.centre
+        model,
+        processor,
+        images,
+        rows,
+        step,
+        config.seed,
+        config.batch_size,
+        config.centre,
+        config.noise_draws,
     )
     return {sample_id: config.centre_weight * value for sample_id, value in bias.items()}
 

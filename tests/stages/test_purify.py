@@ -64,11 +64,13 @@ def test_config_defaults_and_validation():
     assert (config.noise_step, config.cd_alpha, config.cd_beta, config.adaptive) == (500, 1.0, 0.1, True)
     assert (config.confidence, config.flag_tau, config.top_k, config.batch_size) == ("max_prob", 0.5, 32, 16)
     assert (config.max_new_tokens, config.shard_size, config.max_samples, config.seed) == (48, 256, 0, 0)
-    assert (config.dtype, config.device) == ("float32", "cpu")
+    assert (config.dtype, config.device, config.noise_draws) == ("float32", "cpu", 1)
     PurifyConfig(dtype="bfloat16", device="cuda:0")  # accelerators are a config choice
     for field, bad in [
         ("noise_step", 1000),
         ("noise_step", 2.5),
+        ("noise_draws", 0),
+        ("noise_draws", 1.5),
         ("cd_alpha", -0.1),
         ("cd_beta", 1.5),
         ("adaptive", "yes"),
@@ -337,6 +339,48 @@ def test_contrast_dir_replaces_the_noised_image(world, llava, tmp_path):
     got, got_mask = densify(shard[0], clean.shape[-1])
     assert torch.equal(got_mask, want_mask)
     assert torch.allclose(got[got_mask], want[want_mask], atol=2e-3)
+
+
+def test_noise_draws_average_the_noised_logits_of_each_draw(run, world, llava, tmp_path):
+    """purify.noise_draws = 2: the noised view is the mean of two noisings' logits (seeds 0 and 1)."""
+    config = dataclasses.replace(CONFIG, noise_draws=2, max_samples=3)
+    out = tmp_path / "targets"
+    build_targets(llava, world, out, config, progress=False)
+    model, processor = load_tiny(llava)
+    path = out / "shard-00000.safetensors"
+    shard, _ = read_shard(path)
+    sample = read_sidecar(path)["samples"][2]
+    image = open_image(world / "images" / "seed" / sample["image"])
+    batch = build_batch(processor, [image], [sample["prompt"]], [sample["response"]])
+    labels = batch.pop("labels")[0]
+    with torch.no_grad():
+        clean = model(**batch).logits[0]
+        draws = [
+            model(
+                **{
+                    **batch,
+                    "pixel_values": add_diffusion_noise(
+                        batch["pixel_values"], 500, seeds=[sample_seed(sample["id"], seed)]
+                    ),
+                }
+            ).logits[0]
+            for seed in (0, 1)
+        ]
+    positions = (labels != IGNORE_INDEX).nonzero().squeeze(1) - 1
+    noised = (draws[0][positions] + draws[1][positions]) / 2
+    log_probs, support = purify_logits(clean[positions], noised, 1.0, 0.1)
+    want, want_mask = densify(sparsify_targets(log_probs, support, CONFIG.top_k), clean.shape[-1])
+    got, got_mask = densify(shard[2], clean.shape[-1])
+    assert torch.equal(got_mask, want_mask)
+    assert torch.allclose(got[got_mask], want[want_mask], atol=2e-3)
+    # the second draw changes the targets: they are not the one-draw run's
+    one, _ = read_shard(run[0] / "shard-00000.safetensors")
+    assert not torch.allclose(one[2].log_probs, shard[2].log_probs, atol=1e-3)
+
+
+def test_noise_draws_with_another_contrast_image_is_a_config_error():
+    with pytest.raises(ConfigError, match="purify.noise_draws"):
+        PurifyConfig(contrast_dir="oracle", noise_draws=2)
 
 
 def test_centred_contrast_lowers_the_noised_answer_margin_by_its_image_mean(run, world, llava, tmp_path):
