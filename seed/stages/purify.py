@@ -12,19 +12,15 @@ For every human turn of ``data_dir/seed/instructions.json`` (one single-turn sam
 ```
 
 No answer is read anywhere: only images and instructions. The teacher is the checkpoint itself without
-adapter, in eval mode under ``no_grad`` (`seed.model.teacher`): the same function as
-`seed.model.adapter.teacher_logits` on stage `distill`'s freshly adapted model (adapter disabled), so
-these targets equal the ones distill would compute online.
+adapter, in eval mode under ``no_grad`` (`seed.model.teacher`), the same function as
+`seed.model.adapter.teacher_logits` on distill's model with the adapter disabled.
 
-Each shard covers a fixed slice of ``shard_size`` samples (in file order) and has a sidecar
-``shard-NNNNN.samples.json`` with the samples' ids, images, prompts and response texts (what
-`seed.stages.distill` needs to rebuild the exact student inputs), the run key (model hash, data hash, every
-config value) and the shard's sha256 (`seed.files.shards`). A rerun into the same folder reuses every
-shard whose sidecar has the same run key and whose bytes still match: an interrupted (even SIGKILLed)
-run resumes where it stopped, since every file is written atomically (temporary file, then rename).
-
-Launched in N processes (`seed.model.parallel`), shard ``i`` is computed by process ``i % N`` and rank 0
-writes the manifest once all have finished: the folder is byte for byte that of one process.
+Each shard covers a fixed slice of ``shard_size`` samples (file order); its sidecar
+``shard-NNNNN.samples.json`` holds the ids, images, prompts and responses, the run key (model hash,
+data hash, every config value) and the shard's sha256 (`seed.files.shards`). A rerun reuses every shard
+whose run key and bytes match, and files are written atomically, so a killed run resumes where it
+stopped. In N processes (`seed.model.parallel`) shard ``i`` is computed by process ``i % N``; rank 0
+writes the manifest: the folder is byte for byte that of one process.
 """
 
 from __future__ import annotations
@@ -67,17 +63,15 @@ CENTRES = ("none", "image", "split")
 class PurifyConfig:
     """Settings of stage `purify` (params.yaml section ``purify``).
 
-    noise_step: diffusion step ``T`` of the noised image (0..999). noise_draws: noisings of each image
-    whose logits are averaged into the noised view (1: one; K: the teacher forward holds (1 + K)x).
-    cd_alpha / cd_beta: contrast
-    strength ``alpha`` and plausibility cut-off ``beta``. adaptive: ``a_t = alpha * (1 - c_t)`` (True)
-    or plain VCD ``a_t = alpha``. confidence: ``max_prob`` or ``entropy``. flag_tau: tokens with
-    ``c_t < flag_tau`` count as flagged in the report. top_k: stored tokens per target.
-    batch_size: samples per generation batch and per teacher batch (the teacher forward holds 2x).
+    noise_step: diffusion step ``T`` of the noised image (0..999). noise_draws: noisings per image whose
+    logits are averaged into the noised view (the teacher forward holds (1 + K)x). cd_alpha / cd_beta:
+    contrast strength and plausibility cut-off. adaptive: ``a_t = alpha * (1 - c_t)`` or plain VCD
+    ``a_t = alpha``. confidence: ``max_prob`` or ``entropy``. flag_tau: ``c_t < flag_tau`` counts as
+    flagged. top_k: stored tokens per target. batch_size: samples per generation and teacher batch.
     max_new_tokens: response length cap. shard_size: samples per shard. max_samples: 0 = all.
     seed: base seed of the per-sample noise. dtype / device: where the model runs.
-    contrast_dir: "" (default) contrasts with the noised image; a folder holds instead, under each SEED
-    image's name, the image to contrast with (`seed_oracle`: the scene without its objects; no centring).
+    contrast_dir: "" contrasts with the noised image; a folder holds instead, under each SEED image's
+    name, the image to contrast with (`seed_oracle`: the scene without its objects; no centring).
     centre / centre_weight: "none" (default); "image" or "split": an existence question's noised answer
     margin is first lowered by ``centre_weight`` (0, 1] x its mean over the image's or split's (`image_shifts`).
     """
@@ -208,18 +202,9 @@ def image_shifts(model: Any, processor: Any, data_dir: Path, samples: Sequence[S
     from seed.model.margins import image_answer_bias
 
     images = {name: open_image(data_dir / IMAGES / name) for name in sorted({s.image for s in samples})}
-    rows, step = [(s.sample_id, s.image, s.prompt) for s in samples], config.noise_step
-    bias = image_answer_bias(
-        model,
-        processor,
-        images,
-        rows,
-        step,
-        config.seed,
-        config.batch_size,
-        config.centre,
-        config.noise_draws,
-    )
+    rows = [(s.sample_id, s.image, s.prompt) for s in samples]
+    args = (config.noise_step, config.seed, config.batch_size, config.centre, config.noise_draws)
+    bias = image_answer_bias(model, processor, images, rows, *args)
     return {sample_id: config.centre_weight * value for sample_id, value in bias.items()}
 
 
@@ -336,9 +321,8 @@ def build_targets(
         "seconds": round(time.perf_counter() - start_time, 3),
     }
     if procs.is_main:
-        # How the run went (seconds, processes, shards reused from an earlier run) is returned, not
-        # written: the targets folder's content hash (DVC) must be a function of model, data, config
-        # and code, so a rerun, a resumed run or a multi-process run writes the same bytes.
+        # How the run went (seconds, processes, reused shards) is returned, not written: the folder's
+        # hash (DVC) depends on model, data, config and code alone, whatever the run's history.
         written = {k: v for k, v in meta.items() if k not in ("seconds", "processes")}
         written["counts"] = {k: v for k, v in meta["counts"].items() if k != "reused_shards"}
         write_manifest(out_dir, names, written)
