@@ -79,7 +79,8 @@ GRIDS = {
     "fixed": [  # params.yaml's default with fixed strength: its targets keep less of the prior
         ("all", 12, 900, 3.0, False, 1, 5200, "split"),
     ],
-    "draws": [  # params.yaml's default with the noised view averaged over 4 noise draws (purify.noise_draws)
+    "draws": [  # params.yaml's default, and it with the noised view averaged over 4 noise draws
+        ("all", 12, 900, 3.0, True, 1, 5200, "split"),
         ("all", 12, 900, 3.0, True, 1, 5200, "split", 1.0, 4),
     ],
     "quick": [
