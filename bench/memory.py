@@ -72,8 +72,9 @@ def train_against(
 
     from seed.core.losses import distillation_loss
     from seed.model.generate import image_token_ids
+    from seed.model.student import stack_targets, student_batch, student_logits
     from seed.model.teacher import teacher_targets, to_device
-    from seed.model.trainer import sample_order, stack_targets, student_batch, student_logits
+    from seed.model.trainer import sample_order
 
     trainable = [p for p in student.parameters() if p.requires_grad]
     optimiser = torch.optim.AdamW(trainable, lr=config.lr, weight_decay=config.weight_decay)
@@ -135,7 +136,8 @@ def measure(mode: str, rt: Runtime) -> dict[str, Any]:
 
     from bench.common import build_llava, load_processor, parameters, teacher_samples, world
     from seed.model.adapter import attach_adapter
-    from seed.model.trainer import DistillSample, train_adapter
+    from seed.model.student import DistillSample
+    from seed.model.trainer import train_adapter
     from seed.stages import load_stage_config
 
     size = sizes(rt)

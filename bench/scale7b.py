@@ -114,7 +114,7 @@ def make_samples(folder: Path, count: int, image_size: int, words: int, seed: in
     from PIL import Image
 
     from seed.files.samples import IMAGES
-    from seed.model.trainer import DistillSample
+    from seed.model.student import DistillSample
 
     rng = np.random.default_rng(seed)
     (folder / IMAGES).mkdir(parents=True, exist_ok=True)

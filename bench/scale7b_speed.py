@@ -60,8 +60,8 @@ def measure_purify(rt: Runtime, w: dict[str, Any]) -> dict[str, Any]:
     import dataclasses
 
     from bench.metrics import llava_forward_flops
+    from seed.model.student import student_batch
     from seed.model.teacher import plain_logits, response_positions, teacher_targets, to_device
-    from seed.model.trainer import student_batch
 
     size, processor, model, config = w["size"], w["processor"], w["model"], w["purify_config"]
     b = size["teacher_batch"]

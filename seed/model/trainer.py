@@ -18,18 +18,17 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from seed.errors import ConfigError, DataError
+from seed.errors import ConfigError
 from seed.model.parallel import Processes
+from seed.model.student import DistillSample, stack_targets, student_batch, student_logits
 from seed.model.teacher import ContrastSettings
 
 if TYPE_CHECKING:
     import torch
 
-    from seed.core.purify import SparseTargets
 
 # The params.yaml section of the settings this loop reads (`seed.stages.distill.DistillConfig`).
 SECTION = "distill"
@@ -61,18 +60,6 @@ class OnlineSettings(ContrastSettings, Protocol):
     max_new_tokens: int
 
 
-@dataclass(frozen=True)
-class DistillSample:
-    """One training sample; ``targets`` and ``response_ids`` are None in online mode."""
-
-    sample_id: str
-    image: str
-    prompt: str
-    response: str
-    targets: SparseTargets | None = None
-    response_ids: torch.Tensor | None = None
-
-
 def lr_factor(step: int, total: int, warmup: int) -> float:
     """Learning-rate multiplier of 0-based ``step`` of ``total``: linear warm-up, then linear decay.
 
@@ -82,67 +69,6 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
     if step < warmup:
         return (step + 1) / warmup
     return (total - step) / max(1, total - warmup)
-
-
-def stack_targets(samples: Sequence[DistillSample]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Concatenate per-sample targets into (1, tokens, k) indices (int64) and log-probs (float32)."""
-    import torch
-
-    indices = torch.cat([s.targets.indices for s in samples]).long()
-    log_probs = torch.cat([s.targets.log_probs for s in samples]).float()
-    return indices.unsqueeze(0), log_probs.unsqueeze(0)
-
-
-def student_batch(
-    processor: Any, data_dir: Path, samples: Sequence[DistillSample], where: Path | None = None
-) -> dict[str, Any]:
-    """`seed.model.batching.build_batch` of the samples, checked against the stored response token ids.
-
-    ``where`` names the targets folder in the error when a rebuilt sample differs from what the
-    teacher saw (another processor or tokenizer than the one used by stage `purify`).
-    """
-    import torch
-
-    from seed.files.samples import IMAGES
-    from seed.model.batching import build_batch
-    from seed.model.generate import open_image
-    from seed.model.teacher import response_token_ids
-
-    images: dict[str, Any] = {}
-    for s in samples:
-        if s.image not in images:
-            images[s.image] = open_image(data_dir / IMAGES / s.image)
-    batch = build_batch(
-        processor,
-        [images[s.image] for s in samples],
-        [s.prompt for s in samples],
-        [s.response for s in samples],
-    )
-    for s, ids in zip(samples, response_token_ids(batch["labels"]), strict=True):
-        if s.response_ids is not None and not torch.equal(ids, s.response_ids.to(ids.dtype)):
-            raise DataError(
-                where or data_dir,
-                f"sample {s.sample_id}: the rebuilt response tokens differ from those the teacher saw "
-                "(is this the model and processor that stage purify used?)",
-                field="extra.response_ids",
-            )
-    return batch
-
-
-def student_logits(peft_model: Any, batch: dict[str, Any], dtype: torch.dtype | None = None) -> torch.Tensor:
-    """Student logits (tokens, vocab) at the response positions, adapter on, with gradients.
-
-    ``batch`` comes from `seed.model.batching.build_batch` (labels define the positions); only these
-    positions are projected onto the vocabulary.
-    """
-    from seed.model.teacher import response_positions
-
-    positions = response_positions(batch["labels"])
-    inputs = {key: value for key, value in batch.items() if key != "labels"}
-    if dtype is not None and "pixel_values" in inputs:
-        inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
-    logits = peft_model(**inputs, use_cache=False, logits_to_keep=positions).logits
-    return logits[positions] if logits.dim() == 3 else logits
 
 
 def _prepare_training(peft_model: Any) -> None:

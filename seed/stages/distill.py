@@ -53,7 +53,8 @@ from seed.files.adapter_card import write_adapter_card
 from seed.files.atomic import write_json as _write_json
 from seed.files.hashing import content_hash
 from seed.model.adapter import AdapterConfig
-from seed.model.trainer import DistillSample, online_samples, train_adapter
+from seed.model.student import DistillSample
+from seed.model.trainer import online_samples, train_adapter
 from seed.params import check_choice, check_integer, check_number, check_runtime
 from seed.stages.purify import PurifyConfig
 

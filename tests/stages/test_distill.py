@@ -21,13 +21,8 @@ from seed.files.hashing import content_hash
 from seed.files.manifest import read_manifest
 from seed.model.adapter import AdapterConfig, attach_adapter, find_lora_targets
 from seed.model.batching import build_batch
-from seed.model.trainer import (
-    sample_order,
-    stack_targets,
-    student_batch,
-    student_logits,
-    train_adapter,
-)
+from seed.model.student import stack_targets, student_batch, student_logits
+from seed.model.trainer import sample_order, train_adapter
 from seed.params import config_from_dict
 from seed.stages.distill import (
     DistillConfig,

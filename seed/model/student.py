@@ -1,0 +1,92 @@
+"""What one distillation step reads: a sample with its sparse targets, stacked targets, the student's
+batch and the student's logits on the response positions.
+
+`seed.model.trainer.train_adapter` builds each step from these; `bench/` measures steps with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from seed.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
+
+    from seed.core.purify import SparseTargets
+
+
+@dataclass(frozen=True)
+class DistillSample:
+    """One training sample; ``targets`` and ``response_ids`` are None in online mode."""
+
+    sample_id: str
+    image: str
+    prompt: str
+    response: str
+    targets: SparseTargets | None = None
+    response_ids: torch.Tensor | None = None
+
+
+def stack_targets(samples: Sequence[DistillSample]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Concatenate per-sample targets into (1, tokens, k) indices (int64) and log-probs (float32)."""
+    import torch
+
+    indices = torch.cat([s.targets.indices for s in samples]).long()
+    log_probs = torch.cat([s.targets.log_probs for s in samples]).float()
+    return indices.unsqueeze(0), log_probs.unsqueeze(0)
+
+
+def student_batch(
+    processor: Any, data_dir: Path, samples: Sequence[DistillSample], where: Path | None = None
+) -> dict[str, Any]:
+    """`seed.model.batching.build_batch` of the samples, checked against the stored response token ids.
+
+    ``where`` names the targets folder in the error when a rebuilt sample differs from what the
+    teacher saw (another processor or tokenizer than the one used by stage `purify`).
+    """
+    import torch
+
+    from seed.files.samples import IMAGES
+    from seed.model.batching import build_batch
+    from seed.model.generate import open_image
+    from seed.model.teacher import response_token_ids
+
+    images: dict[str, Any] = {}
+    for s in samples:
+        if s.image not in images:
+            images[s.image] = open_image(data_dir / IMAGES / s.image)
+    batch = build_batch(
+        processor,
+        [images[s.image] for s in samples],
+        [s.prompt for s in samples],
+        [s.response for s in samples],
+    )
+    for s, ids in zip(samples, response_token_ids(batch["labels"]), strict=True):
+        if s.response_ids is not None and not torch.equal(ids, s.response_ids.to(ids.dtype)):
+            raise DataError(
+                where or data_dir,
+                f"sample {s.sample_id}: the rebuilt response tokens differ from those the teacher saw "
+                "(is this the model and processor that stage purify used?)",
+                field="extra.response_ids",
+            )
+    return batch
+
+
+def student_logits(peft_model: Any, batch: dict[str, Any], dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Student logits (tokens, vocab) at the response positions, adapter on, with gradients.
+
+    ``batch`` comes from `seed.model.batching.build_batch` (labels define the positions); only these
+    positions are projected onto the vocabulary.
+    """
+    from seed.model.teacher import response_positions
+
+    positions = response_positions(batch["labels"])
+    inputs = {key: value for key, value in batch.items() if key != "labels"}
+    if dtype is not None and "pixel_values" in inputs:
+        inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
+    logits = peft_model(**inputs, use_cache=False, logits_to_keep=positions).logits
+    return logits[positions] if logits.dim() == 3 else logits
