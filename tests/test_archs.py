@@ -16,8 +16,8 @@ from seed.files.manifest import read_manifest
 from seed.model.adapter import AdapterConfig, find_lora_targets
 from seed.model.batching import IGNORE_INDEX, build_batch, render_prompt
 from seed.model.generate import image_token_ids, load_pretrained, open_image
-from seed.model.student import student_batch
-from seed.stages.distill import DistillConfig, distill, load_targets
+from seed.model.student import load_targets, student_batch
+from seed.stages.distill import DistillConfig, distill
 from seed.stages.purify import PurifyConfig, build_targets
 from seed.world.config import WorldConfig
 from seed.world.synth import synthesize

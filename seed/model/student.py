@@ -1,5 +1,6 @@
-"""What one distillation step reads: a sample with its sparse targets, stacked targets, the student's
-batch and the student's logits on the response positions.
+"""What one distillation step reads: a sample with its sparse targets (`load_targets` reads them from a
+targets folder of stage `purify`), stacked targets, the student's batch and the student's logits on the
+response positions.
 
 `seed.model.trainer.train_adapter` builds each step from these; `bench/` measures steps with them.
 """
@@ -90,3 +91,38 @@ def student_logits(peft_model: Any, batch: dict[str, Any], dtype: torch.dtype | 
         inputs["pixel_values"] = inputs["pixel_values"].to(dtype)
     logits = peft_model(**inputs, use_cache=False, logits_to_keep=positions).logits
     return logits[positions] if logits.dim() == 3 else logits
+
+
+def load_targets(targets_dir: str | Path) -> tuple[list[DistillSample], dict[str, Any]]:
+    """Every sample of a targets folder (stage `purify`), with its sparse targets; and the manifest meta.
+
+    The manifest's shard hashes are verified, and each shard's sidecar must list the shard's samples.
+    """
+    from seed.files.manifest import read_manifest
+    from seed.files.shards import read_sidecar, sidecar_path
+    from seed.files.targets import read_shard
+
+    manifest = read_manifest(targets_dir)
+    samples: list[DistillSample] = []
+    for entry in manifest.shards:
+        shard, ids = read_shard(entry.path)
+        sidecar = read_sidecar(entry.path)
+        if [s["id"] for s in sidecar["samples"]] != ids:
+            raise DataError(
+                sidecar_path(entry.path), f"samples differ from those of {entry.file}", field="samples"
+            )
+        if "response_ids" not in shard.extra:
+            raise DataError(entry.path, "missing tensor", field="extra.response_ids")
+        for i, info in enumerate(sidecar["samples"]):
+            targets = shard[i]
+            response_ids = shard.extra_for("response_ids", i)
+            if response_ids.shape[0] != targets.indices.shape[0]:
+                raise DataError(
+                    entry.path, f"sample {info['id']}: token counts differ", field="extra.response_ids"
+                )
+            samples.append(
+                DistillSample(
+                    info["id"], info["image"], info["prompt"], info["response"], targets, response_ids
+                )
+            )
+    return samples, manifest.meta

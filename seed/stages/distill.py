@@ -53,7 +53,7 @@ from seed.files.adapter_card import write_adapter_card
 from seed.files.atomic import write_json as _write_json
 from seed.files.hashing import content_hash
 from seed.model.adapter import AdapterConfig
-from seed.model.student import DistillSample
+from seed.model.student import DistillSample, load_targets
 from seed.model.trainer import online_samples, train_adapter
 from seed.params import check_choice, check_integer, check_number, check_runtime
 from seed.stages.purify import PurifyConfig
@@ -127,41 +127,6 @@ class DistillConfig:
             self.adapter = AdapterConfig(**self.adapter)  # its errors name distill.adapter.<field>
         elif not isinstance(self.adapter, AdapterConfig):
             raise ConfigError(f"{SECTION}.adapter = {self.adapter!r} must be a mapping of LoRA settings")
-
-
-def load_targets(targets_dir: str | Path) -> tuple[list[DistillSample], dict[str, Any]]:
-    """Every sample of a targets folder (stage `purify`), with its sparse targets; and the manifest meta.
-
-    The manifest's shard hashes are verified, and each shard's sidecar must list the shard's samples.
-    """
-    from seed.files.manifest import read_manifest
-    from seed.files.shards import read_sidecar, sidecar_path
-    from seed.files.targets import read_shard
-
-    manifest = read_manifest(targets_dir)
-    samples: list[DistillSample] = []
-    for entry in manifest.shards:
-        shard, ids = read_shard(entry.path)
-        sidecar = read_sidecar(entry.path)
-        if [s["id"] for s in sidecar["samples"]] != ids:
-            raise DataError(
-                sidecar_path(entry.path), f"samples differ from those of {entry.file}", field="samples"
-            )
-        if "response_ids" not in shard.extra:
-            raise DataError(entry.path, "missing tensor", field="extra.response_ids")
-        for i, info in enumerate(sidecar["samples"]):
-            targets = shard[i]
-            response_ids = shard.extra_for("response_ids", i)
-            if response_ids.shape[0] != targets.indices.shape[0]:
-                raise DataError(
-                    entry.path, f"sample {info['id']}: token counts differ", field="extra.response_ids"
-                )
-            samples.append(
-                DistillSample(
-                    info["id"], info["image"], info["prompt"], info["response"], targets, response_ids
-                )
-            )
-    return samples, manifest.meta
 
 
 def _replace_dir(tmp: Path, out_dir: Path) -> None:

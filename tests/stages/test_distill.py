@@ -21,7 +21,7 @@ from seed.files.hashing import content_hash
 from seed.files.manifest import read_manifest
 from seed.model.adapter import AdapterConfig, attach_adapter, find_lora_targets
 from seed.model.batching import build_batch
-from seed.model.student import stack_targets, student_batch, student_logits
+from seed.model.student import load_targets, stack_targets, student_batch, student_logits
 from seed.model.trainer import sample_order, train_adapter
 from seed.params import config_from_dict
 from seed.stages.distill import (
@@ -29,7 +29,6 @@ from seed.stages.distill import (
     checkpoint_key,
     checkpoint_path,
     distill,
-    load_targets,
     merge_and_save,
 )
 from seed.stages.purify import PurifyConfig, build_targets
