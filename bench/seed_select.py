@@ -83,6 +83,10 @@ GRIDS = {
         ("all", 12, 900, 3.0, True, 1, 5200, "split"),
         ("all", 12, 900, 3.0, True, 1, 5200, "split", 1.0, 4),
     ],
+    "balance": [  # params.yaml's default, and it with the loss balanced by answer (distill.balance: answer)
+        ("all", 12, 900, 3.0, True, 1, 5200, "split"),
+        ("all", 12, 900, 3.0, True, 1, 5200, "split", 1.0, 1, "answer"),
+    ],
     "quick": [
         ("all", 4, 900, 0.0, True, 1, 200),
         ("all", 4, 900, 3.0, True, 1, 200),
@@ -93,13 +97,15 @@ GRIDS = {
 def row_name(row: tuple) -> str:
     """``pool-questions/step/alpha/strength/epochs/samples``, then ``/centred`` for ``centre: image``,
     ``/centred-split`` for ``centre: split``, ``x<weight>`` for a ``centre_weight`` below 1, and
-    ``/draws<K>`` for ``noise_draws`` K above 1 (the row's optional 10th field)."""
+    ``/draws<K>`` for ``noise_draws`` K above 1 (the row's optional 10th field), ``/balanced`` for
+    ``distill.balance: answer`` (its optional 11th field)."""
     pool, questions, step, alpha, adaptive, epochs, samples, *centre = row
     strength = "adaptive" if adaptive else "fixed"
     mode, weight = centre_of(row)
     tail = "" if mode == "none" else "/centred" + ("-split" if mode == "split" else "")
     tail += f"x{weight:g}" if weight != 1 else ""
     tail += f"/draws{draws_of(row)}" if draws_of(row) != 1 else ""
+    tail += "/balanced" if balance_of(row) == "answer" else ""
     return f"{pool}-{questions}/{step}/{alpha:g}/{strength}/{epochs}/{samples or 'all'}{tail}"
 
 
@@ -112,6 +118,11 @@ def centre_of(row: tuple) -> tuple[str, float]:
 def draws_of(row: tuple) -> int:
     """A row's ``purify.noise_draws``: its optional 10th field (default 1)."""
     return int(row[9]) if len(row) > 9 else 1
+
+
+def balance_of(row: tuple) -> str:
+    """A row's ``distill.balance``: its optional 11th field (default "none")."""
+    return str(row[10]) if len(row) > 10 else "none"
 
 
 def world_variant(data: Path, out: Path, **overrides) -> Path:
@@ -180,7 +191,7 @@ def main() -> int:
             centre_weight=centre_weight,
             noise_draws=draws_of(row),
         )
-        distill = dataclasses.replace(distill_base, epochs=epochs)
+        distill = dataclasses.replace(distill_base, epochs=epochs, balance=balance_of(row))
         slug = name.replace("/", "_")
         adapter = train_adapter(model, split, work / slug, purify, distill, progress=False)
         rows[name] = {

@@ -548,7 +548,7 @@ def test_prior_reliance_pools_a_worlds_questions_and_scores_a_model(tmp_path):
 
 
 def test_seed_select_row_names_show_every_setting():
-    from bench.seed_select import GRIDS, draws_of, row_name
+    from bench.seed_select import GRIDS, balance_of, draws_of, row_name
 
     assert row_name(("all", 12, 900, 3.0, True, 1, 5200)) == "all-12/900/3/adaptive/1/5200"
     assert row_name(("all", 12, 900, 3.0, False, 2, 0, "split")) == "all-12/900/3/fixed/2/all/centred-split"
@@ -559,5 +559,10 @@ def test_seed_select_row_names_show_every_setting():
     row = ("all", 12, 900, 3.0, True, 1, 5200, "split", 1.0, 4)
     assert row_name(row) == "all-12/900/3/adaptive/1/5200/centred-split/draws4" and draws_of(row) == 4
     assert draws_of(("all", 12, 900, 3.0, True, 1, 5200)) == 1
+    row = ("all", 12, 900, 3.0, True, 1, 5200, "split", 1.0, 1, "answer")
+    assert (
+        row_name(row) == "all-12/900/3/adaptive/1/5200/centred-split/balanced" and balance_of(row) == "answer"
+    )
+    assert balance_of(("all", 12, 900, 3.0, True, 1, 5200)) == "none"
     for grid in GRIDS.values():  # a grid's rows are told apart by their names (results are keyed by them)
         assert len({row_name(r) for r in grid}) == len(grid)

@@ -17,8 +17,9 @@ Forward KL, mass-covering (the ablation the paper argues against)::
 
     L_t = sum_{v in V_t} P*_t(v) * (log P*_t(v) - log q_t(v))
 
-Both return the mean of ``L_t`` over masked-in tokens. Prompt and image tokens are masked out by
-the caller (``labels_mask``).
+Both return the mean of ``L_t`` over masked-in tokens, or with ``token_weights`` ``w_t`` the weighted
+mean ``sum_t w_t L_t / sum_t w_t`` (a sample's tokens all carry its weight; see
+`seed.core.balance`). Prompt and image tokens are masked out by the caller (``labels_mask``).
 
 Targets are used exactly as given. Capped targets from :func:`seed.core.purify.sparsify_targets` sum to
 ``Z_t = 1 - tail_mass_t`` on the kept set: the reverse KL then exceeds the KL to the renormalised
@@ -69,13 +70,21 @@ def _gather_support(
     return log_q, target, real, real.any(dim=-1)
 
 
-def _masked_mean(token_loss: torch.Tensor, counted: torch.Tensor) -> torch.Tensor:
-    """Mean of (batch, seq) ``token_loss`` over ``counted``; 0.0 with a gradient path when empty."""
+def _masked_mean(
+    token_loss: torch.Tensor, counted: torch.Tensor, weights: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Mean of (batch, seq) ``token_loss`` over ``counted``, weighted by (batch, seq) ``weights`` if
+    given (``sum w L / sum w`` over counted tokens); 0.0 with a gradient path when empty."""
     import torch
 
     zeros = torch.zeros_like(token_loss)
-    total = torch.where(counted, token_loss, zeros).sum()
-    return total / counted.sum().clamp(min=1).to(token_loss.dtype)
+    if weights is None:
+        total = torch.where(counted, token_loss, zeros).sum()
+        return total / counted.sum().clamp(min=1).to(token_loss.dtype)
+    w = torch.where(counted, weights.to(token_loss.dtype), zeros)
+    total = torch.where(counted, token_loss * w, zeros).sum()
+    norm = w.sum()
+    return total / torch.where(norm > 0, norm, torch.ones_like(norm))
 
 
 def reverse_kl(
@@ -83,6 +92,7 @@ def reverse_kl(
     target_indices: torch.Tensor,
     target_log_probs: torch.Tensor,
     labels_mask: torch.Tensor,
+    token_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mode-seeking loss ``mean_t [KL(q~_t || P*_t) - log q_t(V_t)]`` on sparse targets.
 
@@ -91,6 +101,7 @@ def reverse_kl(
         target_indices: (batch, seq, k) integer vocabulary ids of the support ``V_t``.
         target_log_probs: (batch, seq, k) ``log P*_t`` at those ids; ``-inf`` marks padding.
         labels_mask: (batch, seq) bool (or 0/1), True for response tokens that carry loss.
+        token_weights: optional (batch, seq) non-negative float weights of the mean (None: all 1).
 
     Returns:
         0-dim float32 tensor (float64 for float64 logits).
@@ -108,7 +119,7 @@ def reverse_kl(
     log_q_tilde = log_q - log_q_support
     q_tilde = torch.where(used, log_q_tilde.exp(), torch.zeros_like(log_q_tilde))
     token_loss = (q_tilde * (log_q_tilde - target)).sum(dim=-1) - log_q_support.squeeze(-1)
-    return _masked_mean(token_loss, labels_mask.bool() & has_support)
+    return _masked_mean(token_loss, labels_mask.bool() & has_support, token_weights)
 
 
 def forward_kl(
@@ -116,6 +127,7 @@ def forward_kl(
     target_indices: torch.Tensor,
     target_log_probs: torch.Tensor,
     labels_mask: torch.Tensor,
+    token_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mass-covering loss ``mean_t sum_{v in V_t} P*_t(v) (log P*_t(v) - log q_t(v))`` on sparse targets.
 
@@ -126,7 +138,7 @@ def forward_kl(
     log_q, target, real, has_support = _gather_support(student_logits, target_indices, target_log_probs)
     p = torch.where(real, target.exp(), torch.zeros_like(target))
     token_loss = (p * (target - log_q)).sum(dim=-1)
-    return _masked_mean(token_loss, labels_mask.bool() & has_support)
+    return _masked_mean(token_loss, labels_mask.bool() & has_support, token_weights)
 
 
 def distillation_loss(
@@ -135,10 +147,11 @@ def distillation_loss(
     target_indices: torch.Tensor,
     target_log_probs: torch.Tensor,
     labels_mask: torch.Tensor,
+    token_weights: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Dispatch to :func:`reverse_kl` (``kind="reverse_kl"``) or :func:`forward_kl` (``"forward_kl"``)."""
     if kind == "reverse_kl":
-        return reverse_kl(student_logits, target_indices, target_log_probs, labels_mask)
+        return reverse_kl(student_logits, target_indices, target_log_probs, labels_mask, token_weights)
     if kind == "forward_kl":
-        return forward_kl(student_logits, target_indices, target_log_probs, labels_mask)
+        return forward_kl(student_logits, target_indices, target_log_probs, labels_mask, token_weights)
     raise ConfigError(f"distillation loss {kind!r} is unknown; choose one of {', '.join(LOSS_KINDS)}")

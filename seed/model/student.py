@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DistillSample:
-    """One training sample; ``targets`` and ``response_ids`` are None in online mode."""
+    """One training sample; ``targets`` and ``response_ids`` are None in online mode. ``weight``: the
+    weight of its tokens in the loss's mean (`seed.core.balance`; 1 by default)."""
 
     sample_id: str
     image: str
@@ -30,6 +31,7 @@ class DistillSample:
     response: str
     targets: SparseTargets | None = None
     response_ids: torch.Tensor | None = None
+    weight: float = 1.0
 
 
 def stack_targets(samples: Sequence[DistillSample]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -39,6 +41,17 @@ def stack_targets(samples: Sequence[DistillSample]) -> tuple[torch.Tensor, torch
     indices = torch.cat([s.targets.indices for s in samples]).long()
     log_probs = torch.cat([s.targets.log_probs for s in samples]).float()
     return indices.unsqueeze(0), log_probs.unsqueeze(0)
+
+
+def stack_weights(samples: Sequence[DistillSample]) -> torch.Tensor | None:
+    """(1, tokens) float32 token weights matching `stack_targets` (each sample's weight on each of its
+    target tokens), or None when every weight is 1 (the plain token mean)."""
+    import torch
+
+    if all(s.weight == 1.0 for s in samples):
+        return None
+    parts = [torch.full((s.targets.indices.shape[0],), float(s.weight)) for s in samples]
+    return torch.cat(parts).unsqueeze(0)
 
 
 def student_batch(
@@ -126,3 +139,32 @@ def load_targets(targets_dir: str | Path) -> tuple[list[DistillSample], dict[str
                 )
             )
     return samples, manifest.meta
+
+
+def answer_balanced(
+    samples: Sequence[DistillSample], processor: Any
+) -> tuple[list[DistillSample], dict[str, Any]]:
+    """``samples`` weighted by `seed.core.balance.answer_weights` (``distill.balance: answer``), and a
+    summary: per answer ("yes", "no") its sample count and weight, and the count of other samples.
+
+    A sample's answer is the most likely token of its target's first position, read against the first
+    tokens of "Yes" and "No" (`seed.model.generate.yes_no_token_ids`); offline targets are needed.
+    """
+    import dataclasses
+
+    from seed.core.balance import ANSWERS, answer_weights, first_answers
+    from seed.model.generate import yes_no_token_ids
+
+    yes, no = yes_no_token_ids(processor)
+    tops = [
+        None if s.targets is None or s.targets.indices.shape[0] == 0 else int(s.targets.indices[0, 0])
+        for s in samples
+    ]
+    answers = first_answers(tops, yes, no)
+    weights = answer_weights(answers)
+    weighted = [dataclasses.replace(s, weight=w) for s, w in zip(samples, weights, strict=True)]
+    summary: dict[str, Any] = {"other": answers.count(None)}
+    for answer in ANSWERS:
+        mine = [w for a, w in zip(answers, weights, strict=True) if a == answer]
+        summary[answer] = {"samples": len(mine), "weight": mine[0] if mine else 1.0}
+    return weighted, summary

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from seed.errors import ConfigError
 from seed.model.parallel import Processes
-from seed.model.student import DistillSample, stack_targets, student_batch, student_logits
+from seed.model.student import DistillSample, stack_targets, stack_weights, student_batch, student_logits
 from seed.model.teacher import ContrastSettings
 
 if TYPE_CHECKING:
@@ -157,9 +157,13 @@ def local_indices(batch: Sequence[int], procs: Processes) -> tuple[list[int], bo
     return (mine, True) if mine else (list(batch[:1]), False)
 
 
-def counted_tokens(log_probs: torch.Tensor) -> int:
-    """Tokens that carry loss: those whose target has at least one real slot (see `seed.core.losses`)."""
-    return int(log_probs.isfinite().any(dim=-1).sum())
+def counted_tokens(log_probs: torch.Tensor, weights: torch.Tensor | None = None) -> float:
+    """Tokens that carry loss: those whose target has at least one real slot (see `seed.core.losses`);
+    with (1, tokens) ``weights``, the sum of their weights (the denominator of the weighted mean)."""
+    real = log_probs.isfinite().any(dim=-1)
+    if weights is None:
+        return int(real.sum())
+    return float(weights.to(log_probs.device)[real].sum())
 
 
 class TrainResult(NamedTuple):
@@ -192,8 +196,8 @@ def train_adapter(
     Data-parallel (launched in N processes, `seed.model.parallel`): the model is wrapped in DDP by
     accelerate, each process takes `local_indices` of every global batch, and its loss is scaled so
     that the averaged gradient is the gradient of the mean over the *global* batch's tokens, as in
-    one process: ``loss_r * n_r * N / n`` (``n_r`` tokens here, ``n`` in the global batch). The logged
-    loss is the global token mean. Same batches, same schedule, same steps as one process.
+    one process: ``loss_r * n_r * N / n`` (``n_r`` tokens here, ``n`` in the global batch; with sample
+    weights, their sums over those tokens). The logged loss is the global token mean. Same batches, same schedule, same steps as one process.
 
     With ``checkpoint_dir`` and ``config.checkpoint_every``, a checkpoint (`seed.files.checkpoint`) is
     written every ``checkpoint_every`` steps and the newest one with the same ``run_key`` is resumed
@@ -284,6 +288,7 @@ def train_adapter(
                         for s, t in zip(chunk, computed, strict=True)
                     ]
                 indices, log_probs = stack_targets(chunk)
+                weights = stack_weights(chunk)
                 logits = student_logits(student, batch, peft_model.dtype)
                 mask = torch.ones(indices.shape[:2], dtype=torch.bool, device=logits.device)
                 loss = distillation_loss(
@@ -292,12 +297,13 @@ def train_adapter(
                     indices.to(logits.device),
                     log_probs.to(logits.device),
                     mask,
+                    None if weights is None else weights.to(logits.device),
                 )
                 if procs.distributed:
-                    n_local = counted_tokens(log_probs) if counts else 0
+                    n_local = counted_tokens(log_probs, weights) if counts else 0
                     tokens = int(indices.shape[1]) if counts else 0
                     parts = procs.gather((n_local, float(loss.detach()) * n_local, tokens))
-                    n_global = max(1, sum(p[0] for p in parts))
+                    n_global = sum(p[0] for p in parts) or 1
                     logged = sum(p[1] for p in parts) / n_global
                     tokens = sum(p[2] for p in parts)
                     loss = loss * (n_local * procs.world_size / n_global)

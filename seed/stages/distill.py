@@ -53,7 +53,7 @@ from seed.files.adapter_card import write_adapter_card
 from seed.files.atomic import write_json as _write_json
 from seed.files.hashing import content_hash
 from seed.model.adapter import AdapterConfig
-from seed.model.student import DistillSample, load_targets
+from seed.model.student import DistillSample, answer_balanced, load_targets
 from seed.model.trainer import online_samples, train_adapter
 from seed.params import check_choice, check_integer, check_number, check_runtime
 from seed.stages.purify import PurifyConfig
@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from seed.stages import StagePaths
 
 SECTION = "distill"
+BALANCES = ("none", "answer")
 LOSSES_NAME = "losses.json"
 SUMMARY_NAME = "summary.json"
 
@@ -79,7 +80,8 @@ class DistillConfig:
     resumes where it stopped (0 = never). gradient_checkpointing: recompute every layer's activations
     in the backward pass instead of storing them (`seed.model.trainer.enable_gradient_checkpointing`;
     same loss and gradients, less activation memory, a slower step; off by default). adapter: LoRA settings
-    (`seed.model.adapter.AdapterConfig`; a mapping from YAML is accepted).
+    (`seed.model.adapter.AdapterConfig`; a mapping from YAML is accepted). balance: ``none`` (default) or
+    ``answer``: the loss weighs samples whose target answers "yes" and "no" equally (`seed.core.balance`).
     """
 
     loss: str = "reverse_kl"
@@ -97,6 +99,7 @@ class DistillConfig:
     checkpoint_every: int = 50
     gradient_checkpointing: bool = False
     adapter: AdapterConfig = field(default_factory=AdapterConfig)
+    balance: str = "none"
 
     def __post_init__(self) -> None:
         check_choice(SECTION, "loss", self.loss, LOSS_KINDS)
@@ -112,6 +115,11 @@ class DistillConfig:
         if not isinstance(self.online, bool):
             raise ConfigError(f"{SECTION}.online = {self.online!r} must be true or false")
         check_integer(SECTION, "checkpoint_every", self.checkpoint_every, lo=0)
+        check_choice(SECTION, "balance", self.balance, BALANCES)
+        if self.online and self.balance != "none":  # the answers are read from stored targets
+            raise ConfigError(
+                f"{SECTION}.balance = {self.balance!r} needs stored targets; use none with online"
+            )
         if not isinstance(self.gradient_checkpointing, bool):
             raise ConfigError(
                 f"{SECTION}.gradient_checkpointing = {self.gradient_checkpointing!r} must be true or false"
@@ -208,7 +216,8 @@ def distill(
 
     Returns:
         The summary: steps, mean loss over the first and last 10% of steps, seconds, trainable
-        parameters, sample and token counts, processes, the step resumed from, and every config value.
+        parameters, sample and token counts, processes, the step resumed from, every config value, and
+        the answer balance (`seed.model.student.answer_balanced`'s summary; None without it).
     """
     import torch
 
@@ -249,6 +258,9 @@ def distill(
                 )
 
     model, processor = load_pretrained(model_path, config.dtype, procs.device(config.device))
+    balance = None
+    if config.balance == "answer":
+        samples, balance = answer_balanced(samples, processor)
     if config.online:
         samples = online_samples(model, processor, data_dir, purify_config, progress, procs)
     if not samples:
@@ -297,6 +309,7 @@ def distill(
         "config": dataclasses.asdict(config),
         "targets_meta": {k: meta[k] for k in ("model_hash", "data_hash", "config") if k in meta},
         "targets_hash": content_hash(targets_path) if targets_path is not None else None,
+        "balance": balance,
     }
     if config.online:
         summary["purify_config"] = dataclasses.asdict(purify_config)

@@ -182,3 +182,29 @@ def test_unknown_kind_raises_config_error():
     student, sparse, mask = random_targets()
     with pytest.raises(ConfigError, match="reverse_kl"):
         distillation_loss("jsd", student, sparse.indices, sparse.log_probs, mask)
+
+
+@pytest.mark.parametrize("fn", [reverse_kl, forward_kl])
+def test_token_weights_give_the_weighted_mean_of_token_losses(fn):
+    student, sparse, mask = random_targets()
+    weights = torch.rand(mask.shape) + 0.1
+    singles = {}
+    for b, s in mask.nonzero().tolist():
+        one = torch.zeros_like(mask)
+        one[b, s] = True
+        if sparse.log_probs[b, s].isfinite().any():
+            singles[(b, s)] = fn(student, sparse.indices, sparse.log_probs, one)
+    expected = sum(weights[k] * v for k, v in singles.items()) / sum(weights[k] for k in singles)
+    got = fn(student, sparse.indices, sparse.log_probs, mask, weights)
+    assert torch.allclose(got, expected, atol=1e-6)
+    ones = fn(student, sparse.indices, sparse.log_probs, mask, torch.ones(mask.shape))
+    assert torch.allclose(ones, fn(student, sparse.indices, sparse.log_probs, mask), atol=1e-6)
+
+
+def test_zero_weight_tokens_carry_no_gradient():
+    student, sparse, mask = random_targets()
+    student.requires_grad_(True)
+    weights = torch.ones(mask.shape)
+    weights[1] = 0.0
+    distillation_loss("reverse_kl", student, sparse.indices, sparse.log_probs, mask, weights).backward()
+    assert student.grad[1].abs().max() == 0 and student.grad[0].abs().max() > 0

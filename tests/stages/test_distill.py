@@ -99,6 +99,7 @@ def test_config_defaults_and_validation():
         ("device", "tpu"),
         ("online", 1),
         ("adapter", 4),
+        ("balance", "yes"),
     ]:
         with pytest.raises(ConfigError, match=f"distill.{field}"):
             DistillConfig(**{field: bad})
@@ -106,6 +107,9 @@ def test_config_defaults_and_validation():
         DistillConfig, {"adapter": {"lora_r": 4, "target_modules": ["q_proj"]}}, "distill"
     )
     assert from_yaml.adapter == AdapterConfig(lora_r=4, target_modules=["q_proj"])
+    assert config.balance == "none"
+    with pytest.raises(ConfigError, match=r"distill.balance = 'answer' needs stored targets"):
+        DistillConfig(online=True, balance="answer")
     with pytest.raises(ConfigError, match=r"^distill\.adapter\.lora_r = 0"):
         DistillConfig(adapter={"lora_r": 0})
     with pytest.raises(ConfigError, match=r"params.yaml: unknown key\(s\) distill\.adapter\.rank;"):
@@ -432,3 +436,37 @@ def test_only_a_checkpoint_of_the_same_settings_is_resumed(targets, world, llava
     leave_checkpoint()
     other_lr = dataclasses.replace(config, lr=1e-3)
     assert distill(llava, world, targets, out, other_lr, progress=False)["resumed_from_step"] == 0
+
+
+def test_answer_balance_weights_the_first_step_loss(targets, world, llava, tmp_path, monkeypatch):
+    import seed.model.generate
+    from seed.core.balance import answer_weights
+
+    samples, _ = load_targets(targets)
+    tops = [int(s.targets.indices[0, 0]) for s in samples]
+    yes = tops[0]  # the tiny model answers nothing: two of its first tokens stand in for "Yes" and "No"
+    no = next(t for t in tops if t != yes)
+    monkeypatch.setattr(seed.model.generate, "yes_no_token_ids", lambda processor: (yes, no))
+    answers = ["yes" if t == yes else "no" if t == no else None for t in tops]
+    weights = answer_weights(answers)
+    assert len(set(weights)) > 1  # the check below tells weighted from plain
+
+    config = dataclasses.replace(CONFIG, balance="answer", max_steps=1)
+    summary = distill(llava, world, targets, tmp_path / "balanced", config, progress=False)
+    assert summary["balance"]["yes"]["samples"] == answers.count("yes")
+    assert summary["balance"]["no"]["samples"] == answers.count("no")
+    assert summary["balance"]["other"] == answers.count(None) and summary["config"]["balance"] == "answer"
+    model, processor = load_tiny(llava)
+    order = sample_order(len(samples), config.seed, 0)
+    chunk = [samples[i] for i in order]
+    with torch.no_grad():
+        logits = student_logits(model, student_batch(processor, world, chunk))
+    indices, log_probs = stack_targets(chunk)
+    token_weights = torch.cat(
+        [torch.full((samples[i].targets.indices.shape[0],), weights[i]) for i in order]
+    )[None]
+    ones = torch.ones(indices.shape[:2])
+    expected = distillation_loss("reverse_kl", logits[None], indices, log_probs, ones, token_weights)
+    plain = distillation_loss("reverse_kl", logits[None], indices, log_probs, ones)
+    assert summary["loss_first"] == pytest.approx(float(expected), rel=1e-5)
+    assert abs(float(expected) - float(plain)) > 1e-4
