@@ -83,9 +83,12 @@ GRIDS = {
         ("all", 12, 900, 3.0, True, 1, 5200, "split"),
         ("all", 12, 900, 3.0, True, 1, 5200, "split", 1.0, 4),
     ],
-    "balance": [  # params.yaml's default, and it with the loss balanced by answer (distill.balance: answer)
+    "balance": [  # the default before session 17, and it with the loss balanced by answer (distill.balance: answer)
         ("all", 12, 900, 3.0, True, 1, 5200, "split"),
         ("all", 12, 900, 3.0, True, 1, 5200, "split", 1.0, 1, "answer"),
+    ],
+    "balance-fixed": [  # the balanced row with fixed strength: more prior removed where the model is sure
+        ("all", 12, 900, 3.0, False, 1, 5200, "split", 1.0, 1, "answer"),
     ],
     "quick": [
         ("all", 4, 900, 0.0, True, 1, 200),
