@@ -164,6 +164,7 @@ def measure(mode: str, rt: Runtime) -> dict[str, Any]:
         max_steps=size["steps"],
         warmup_steps=0,
         online=True,
+        balance="none",  # online targets carry no stored answers to balance; the step costs the same
     )
     start = time.perf_counter()
     if mode == "adapter":

@@ -104,7 +104,11 @@ def measure_distill(rt: Runtime, w: dict[str, Any]) -> dict[str, Any]:
     base = w["distill_config"]
 
     def config(batch: int, steps: int, online: bool) -> Any:
-        return dataclasses.replace(base, batch_size=batch, max_steps=steps, warmup_steps=0, online=online)
+        # balance reads stored targets' answers (stage distill); online runs have none, and the step's
+        # cost does not depend on it
+        return dataclasses.replace(
+            base, batch_size=batch, max_steps=steps, warmup_steps=0, online=online, balance="none"
+        )
 
     torch.manual_seed(base.seed)
     peft_model = attach_adapter(w["model"], base.adapter)
