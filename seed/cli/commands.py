@@ -6,8 +6,26 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
+
+_NOTED: set[str] = set()
+
+
+def _params(args: argparse.Namespace) -> str:
+    """``--params``, said out loud when that file is missing: every setting is then its built-in
+    default, which for `seed data synth` is a different world from a project's (no hard negatives,
+    a typical-object SEED split), an easy mistake when a command runs outside the project folder."""
+    path = args.params
+    if not Path(path).exists() and path not in _NOTED:
+        _NOTED.add(path)
+        print(
+            f"note: no params file {path} (in {Path.cwd()}): every setting not given as a flag is its "
+            "built-in default; pass --params FILE before the command to read a project's",
+            file=sys.stderr,
+        )
+    return path
 
 
 def _overrides(args: argparse.Namespace, cls) -> dict:
@@ -23,7 +41,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     from seed.world.config import WorldConfig
     from seed.world.synth import synthesize
 
-    config = load_config(WorldConfig, "world", args.params, **_overrides(args, WorldConfig))
+    config = load_config(WorldConfig, "world", _params(args), **_overrides(args, WorldConfig))
     start = time.perf_counter()
     summary = synthesize(Path(args.out), config, progress=not args.quiet)
     print(
@@ -38,7 +56,7 @@ def _cmd_pretrain(args: argparse.Namespace) -> int:
     from seed.params import load_config
     from seed.stages.pretrain import PretrainConfig, pretrain
 
-    config = load_config(PretrainConfig, "pretrain", args.params, **_overrides(args, PretrainConfig))
+    config = load_config(PretrainConfig, "pretrain", _params(args), **_overrides(args, PretrainConfig))
     summary = pretrain(args.data, args.out, config, progress=not args.quiet)
     summary.pop("config")
     print(json.dumps(summary, indent=2))
@@ -49,7 +67,7 @@ def _cmd_purify(args: argparse.Namespace) -> int:
     from seed.params import load_config
     from seed.stages.purify import PurifyConfig, build_targets
 
-    config = load_config(PurifyConfig, "purify", args.params, **_overrides(args, PurifyConfig))
+    config = load_config(PurifyConfig, "purify", _params(args), **_overrides(args, PurifyConfig))
     summary = build_targets(
         Path(args.model), Path(args.data), Path(args.out), config, progress=not args.quiet
     )
@@ -61,7 +79,7 @@ def _cmd_distill(args: argparse.Namespace) -> int:
     from seed.params import load_config
     from seed.stages.distill import DistillConfig, distill, merge_and_save
 
-    config = load_config(DistillConfig, "distill", args.params, **_overrides(args, DistillConfig))
+    config = load_config(DistillConfig, "distill", _params(args), **_overrides(args, DistillConfig))
     summary = distill(
         Path(args.model), Path(args.data), Path(args.targets), Path(args.out), config, progress=not args.quiet
     )
@@ -81,15 +99,15 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
     from seed.stages.evolve import evolve
     from seed.stages.purify import PurifyConfig
 
-    purify_config = load_config(PurifyConfig, "purify", args.params)
-    distill_config = load_config(DistillConfig, "distill", args.params)
+    purify_config = load_config(PurifyConfig, "purify", _params(args))
+    distill_config = load_config(DistillConfig, "distill", _params(args))
     evaluate = None
     if not args.no_eval:
         from seed.eval.runner import evaluate_model
         from seed.model.generate import load_model
         from seed.stages.evaluate import EvaluateConfig
 
-        eval_config = load_config(EvaluateConfig, "evaluate", args.params)
+        eval_config = load_config(EvaluateConfig, "evaluate", _params(args))
 
         def evaluate(model_dir: Path) -> dict:
             model, processor = load_model(model_dir)
@@ -137,9 +155,9 @@ def _cmd_controls(args: argparse.Namespace) -> int:
         Path(args.data),
         Path(args.workdir),
         Path(args.out),
-        load_stage_config("purify", args.params),
-        load_stage_config("distill", args.params),
-        load_stage_config("evaluate", args.params),
+        load_stage_config("purify", _params(args)),
+        load_stage_config("distill", _params(args)),
+        load_stage_config("evaluate", _params(args)),
         adapter_dir=adapter,
         validation_seed=args.validation_seed,
         validation_pope_images=args.validation_pope_images,
@@ -159,7 +177,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from seed.params import load_config
     from seed.stages.evaluate import EvaluateConfig, evaluate_stage
 
-    config = load_config(EvaluateConfig, "evaluate", args.params, **_overrides(args, EvaluateConfig))
+    config = load_config(EvaluateConfig, "evaluate", _params(args), **_overrides(args, EvaluateConfig))
     metrics = evaluate_stage(
         Path(args.model),
         Path(args.data),
@@ -179,7 +197,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
     from seed.params import load_config
     from seed.stages.purify import PurifyConfig
 
-    purify = load_config(PurifyConfig, "purify", args.params, noise_step=args.noise_step, seed=args.seed)
+    purify = load_config(PurifyConfig, "purify", _params(args), noise_step=args.noise_step, seed=args.seed)
     report = run_probe(
         Path(args.model),
         Path(args.data),
