@@ -66,46 +66,51 @@ def test_out_of_range_world_option_names_the_params_key(tmp_path, capsys):
     assert not (tmp_path / "w").exists()
 
 
-TINY_WORLD = ["--n-train", "3", "--n-seed", "1", "--n-pope-images", "1", "--n-mme-images", "1"]
+TINY_WORLD = [
+    "--n-train",
+    "3",
+    "--n-seed",
+    "1",
+    "--n-pope-images",
+    "1",
+    "--n-mme-images",
+    "1",
+    "--n-chair-images",
+    "1",
+]
 
 
 def test_a_missing_params_file_is_said_and_the_world_takes_the_built_in_defaults(
     tmp_path, monkeypatch, capsys
 ):
-    from seed.cli import commands
-
-    monkeypatch.setattr(commands, "_NOTED", set())
     monkeypatch.chdir(tmp_path)
     (tmp_path / "project").mkdir()
     (tmp_path / "project" / "params.yaml").write_text("world:\n  hard_negative_rate: 0.35\n")
-    tiny = [*TINY_WORLD, "--n-chair-images", "1"]
-    assert main(["-q", "data", "synth", "--out", "bare", *tiny]) == 0
+    assert main(["-q", "data", "synth", "--out", "bare", *TINY_WORLD]) == 0
     err = capsys.readouterr().err
     assert "no params file params.yaml" in err and str(tmp_path) in err and "--params" in err
     assert json.loads((tmp_path / "bare" / "world.json").read_text())["config"]["hard_negative_rate"] == 0.0
 
-    given = ["-q", "--params", "project/params.yaml", "data", "synth", "--out", "read", *tiny]
+    given = ["-q", "--params", "project/params.yaml", "data", "synth", "--out", "read", *TINY_WORLD]
     assert main(given) == 0
     assert "no params file" not in capsys.readouterr().err
     assert json.loads((tmp_path / "read" / "world.json").read_text())["config"]["hard_negative_rate"] == 0.35
 
 
 def test_synth_through_the_console_script_is_deterministic(tmp_path):
-    args = [
-        "--n-train",
-        "3",
-        "--n-seed",
-        "1",
-        "--n-pope-images",
-        "1",
-        "--n-mme-images",
-        "1",
-        "--n-chair-images",
-        "1",
-    ]
     for name in ("a", "b"):
         subprocess.run(
-            [sys.executable, "-m", "seed.cli", "-q", "data", "synth", "--out", str(tmp_path / name), *args],
+            [
+                sys.executable,
+                "-m",
+                "seed.cli",
+                "-q",
+                "data",
+                "synth",
+                "--out",
+                str(tmp_path / name),
+                *TINY_WORLD,
+            ],
             check=True,
             capture_output=True,
         )

@@ -10,16 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-_NOTED: set[str] = set()
-
 
 def _params(args: argparse.Namespace) -> str:
     """``--params``, said out loud when that file is missing: every setting is then its built-in
     default, which for `seed data synth` is a different world from a project's (no hard negatives,
-    a typical-object SEED split), an easy mistake when a command runs outside the project folder."""
+    a typical-object SEED split), an easy mistake when a command runs outside the project folder.
+    Call it once per command."""
     path = args.params
-    if not Path(path).exists() and path not in _NOTED:
-        _NOTED.add(path)
+    if not Path(path).exists():
         print(
             f"note: no params file {path} (in {Path.cwd()}): every setting not given as a flag is its "
             "built-in default; pass --params FILE before the command to read a project's",
@@ -99,15 +97,16 @@ def _cmd_evolve(args: argparse.Namespace) -> int:
     from seed.stages.evolve import evolve
     from seed.stages.purify import PurifyConfig
 
-    purify_config = load_config(PurifyConfig, "purify", _params(args))
-    distill_config = load_config(DistillConfig, "distill", _params(args))
+    params = _params(args)
+    purify_config = load_config(PurifyConfig, "purify", params)
+    distill_config = load_config(DistillConfig, "distill", params)
     evaluate = None
     if not args.no_eval:
         from seed.eval.runner import evaluate_model
         from seed.model.generate import load_model
         from seed.stages.evaluate import EvaluateConfig
 
-        eval_config = load_config(EvaluateConfig, "evaluate", _params(args))
+        eval_config = load_config(EvaluateConfig, "evaluate", params)
 
         def evaluate(model_dir: Path) -> dict:
             model, processor = load_model(model_dir)
@@ -150,14 +149,15 @@ def _cmd_controls(args: argparse.Namespace) -> int:
     if adapter is not None and not adapter.is_dir():
         adapter = None
         print(f"note: no adapter at {args.adapter}; the seed row is trained here")
+    params = _params(args)
     metrics = run_controls(
         Path(args.model),
         Path(args.data),
         Path(args.workdir),
         Path(args.out),
-        load_stage_config("purify", _params(args)),
-        load_stage_config("distill", _params(args)),
-        load_stage_config("evaluate", _params(args)),
+        load_stage_config("purify", params),
+        load_stage_config("distill", params),
+        load_stage_config("evaluate", params),
         adapter_dir=adapter,
         validation_seed=args.validation_seed,
         validation_pope_images=args.validation_pope_images,
