@@ -68,6 +68,7 @@ class PretrainConfig:
     grounding_hard_negative_rate: float = 0.5
     freeze_vision: bool = False  # keep the vision tower of stage 0 fixed in the LLaVA stage (as LLaVA-1.5)
     freeze_projector: bool = False  # keep stage 0's projector fixed too (vision_align trains it there)
+    loss_mean: str = "token"  # LLaVA loss: mean over answer tokens, or "turn" (seed/core/lm_loss.py)
     version: str = "dev"  # the checkpoint's label in its model card (README.md of the model folder)
     device: str = "cpu"  # where training runs ("cuda" for a long pretraining on a GPU)
     dtype: str = "float32"  # "bfloat16": autocast on the device; the weights stay float32
@@ -91,6 +92,8 @@ class PretrainConfig:
             raise ConfigError(
                 f"{SECTION}.vision_schedule = {self.vision_schedule!r} must be constant or cosine"
             )
+        if self.loss_mean not in ("token", "turn"):
+            raise ConfigError(f"{SECTION}.loss_mean = {self.loss_mean!r} must be token or turn")
         check_range(SECTION, "degraded_rate", self.degraded_rate, lo=0, hi=1)
         check_range(SECTION, "grounding_steps", self.grounding_steps, lo=0, hi=self.steps)
         check_range(SECTION, "grounding_seed", self.grounding_seed, lo=0)
@@ -215,6 +218,7 @@ def pretrain(
     from tqdm import tqdm
 
     from seed.base.modeling import build_model, build_processor, build_tokenizer, count_parameters
+    from seed.core.lm_loss import turn_mean_nll
     from seed.files.base_card import CARD, render_base_card, weights_sha256
 
     data_dir, out_dir = Path(data_dir), Path(out_dir)
@@ -319,13 +323,14 @@ def pretrain(
                 input_ids=input_ids.to(device),
                 attention_mask=attention.to(device),
                 pixel_values=batch_pixels,
-                labels=labels.to(device),
+                labels=labels.to(device) if config.loss_mean == "token" else None,
             )
-        out.loss.backward()
+        loss_t = out.loss if config.loss_mean == "token" else turn_mean_nll(out.logits, labels.to(device))
+        loss_t.backward()
         torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        loss = out.loss.item()
+        loss = loss_t.item()
         ema = loss if ema is None else 0.95 * ema + 0.05 * loss
         history.append({"step": step, "loss": loss, "lr": lr_at(step, config)})
         bar.set_postfix(loss=f"{ema:.3f}")

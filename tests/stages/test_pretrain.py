@@ -93,6 +93,16 @@ def test_bfloat16_autocast_trains_and_saves_float32_weights(world, tmp_path):
     assert math.isfinite(summary["final_loss_ema"]) and summary["final_loss_ema"] > 0
 
 
+def test_turn_mean_loss_is_the_one_trained(world, tmp_path):
+    base = dict(steps=1, batch_size=4, warmup_steps=1, model=TINY_MODEL | {"image_size": 32})
+    pretrain(world, tmp_path / "token", PretrainConfig(**base), progress=False)
+    pretrain(world, tmp_path / "turn", PretrainConfig(**base, loss_mean="turn"), progress=False)
+    token = json.loads((tmp_path / "token" / "pretrain_loss.json").read_text())[0]["loss"]
+    turn = json.loads((tmp_path / "turn" / "pretrain_loss.json").read_text())[0]["loss"]
+    # the same initial model and first batch: only the weighting of the answer turns differs
+    assert math.isfinite(turn) and turn > 0 and abs(turn - token) > 1e-4
+
+
 def test_learning_rate_warms_up_then_decays():
     config = PretrainConfig(steps=100, warmup_steps=10, lr=1e-3)
     assert lr_at(0, config) == pytest.approx(1e-4)
@@ -111,6 +121,7 @@ def test_learning_rate_warms_up_then_decays():
         ("device", "gpu"),
         ("dtype", "int8"),
         ("dtype", "float16"),
+        ("loss_mean", "sum"),
     ],
 )
 def test_config_rejects_out_of_range_values_naming_the_key(field, value):
