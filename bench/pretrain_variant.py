@@ -22,7 +22,14 @@ vision tower (the image tokens' gradient is zeroed for those rows), so the prior
 stands for is learnt by the language model alone. The question it asks: does the tower then stay as
 sharp as without degraded images while the noised view keeps v4's prior?
 
-Everything after ``--`` is passed to `seed pretrain` as it is.
+``--warm-start MODEL``: the freshly built model takes MODEL's vision tower, projector and input
+embeddings before training (same shape and vocabulary: the tokenizer is rebuilt from the same data).
+The question it asks (LOG.md, session 19): does a tower trained once, long, on fresh images give a
+language model that reads, without paying for that stage 0 in every run? Pass ``--vision-steps 0`` to
+`seed pretrain` to keep the tower as it is.
+
+Everything after ``--`` is passed to `seed pretrain` as it is (``--params P`` first to read another
+params file).
 """
 
 from __future__ import annotations
@@ -81,12 +88,23 @@ def ranged_degrade(low: int, high: int, current: dict, first: int = 0):
     return degrade
 
 
+def warm_start(model, source) -> None:
+    """Copy ``source``'s vision tower, projector and input embeddings into ``model`` (both Llava
+    models of one shape); everything else in ``model`` is left as built."""
+    model.model.vision_tower.load_state_dict(source.model.vision_tower.state_dict())
+    model.model.multi_modal_projector.load_state_dict(source.model.multi_modal_projector.state_dict())
+    model.get_input_embeddings().load_state_dict(source.get_input_embeddings().state_dict())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--degraded-max-step", type=int, default=1000)
     parser.add_argument("--degraded-min-step", type=int, default=0)
     parser.add_argument("--degraded-from-step", type=int, default=0)
     parser.add_argument("--degraded-lm-only", action="store_true")
+    parser.add_argument(
+        "--warm-start", default=None, help="model folder whose tower, projector, embeddings start"
+    )
     own, _, rest = " ".join(sys.argv[1:]).partition(" -- ")
     args = parser.parse_args(own.split())
 
@@ -104,19 +122,27 @@ def main() -> int:
         raise SystemExit("--degraded-from-step must be >= 0")
     degrade = ranged_degrade(args.degraded_min_step, args.degraded_max_step, current, args.degraded_from_step)
 
-    if args.degraded_lm_only:
+    if args.degraded_lm_only or args.warm_start:
         from seed.base import modeling
 
         build_model = modeling.build_model
 
-        def build_and_cut(*a, **k):  # what `seed pretrain` builds, with the projector's hook attached
+        def build_and_change(*a, **k):  # what `seed pretrain` builds, warm-started and/or with the hook
             model = build_model(*a, **k)
-            model.model.multi_modal_projector.register_forward_hook(gradient_cut(current))
+            if args.warm_start:
+                from seed.model.generate import load_model
+
+                warm_start(model, load_model(args.warm_start)[0])
+            if args.degraded_lm_only:
+                model.model.multi_modal_projector.register_forward_hook(gradient_cut(current))
             return model
 
-        modeling.build_model = build_and_cut
+        modeling.build_model = build_and_change
     pretrain.degrade = degrade
-    return seed_main(["pretrain", *rest.split()])
+    words = rest.split()
+    if words[:1] == ["--params"]:  # a global option of `seed`, written before the command
+        return seed_main([*words[:2], "pretrain", *words[2:]])
+    return seed_main(["pretrain", *words])
 
 
 if __name__ == "__main__":

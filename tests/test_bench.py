@@ -566,3 +566,52 @@ def test_seed_select_row_names_show_every_setting():
     assert balance_of(("all", 12, 900, 3.0, True, 1, 5200)) == "none"
     for grid in GRIDS.values():  # a grid's rows are told apart by their names (results are keyed by them)
         assert len({row_name(r) for r in grid}) == len(grid)
+
+
+def test_existence_turns_keep_only_pope_style_existence_answers():
+    from bench.train_existence import existence_turns
+
+    suffix = "\nAnswer the question using a single word or phrase."
+    rows = [
+        {
+            "image": "a.png",
+            "conversations": [
+                {"from": "human", "value": "<image>\nDescribe the image briefly."},
+                {"from": "gpt", "value": "A desk."},
+                {"from": "human", "value": "Is there a lamp in the image?" + suffix},
+                {"from": "gpt", "value": "No"},
+                {"from": "human", "value": "Is the laptop gray in this image? Please answer yes or no."},
+                {"from": "gpt", "value": "Yes"},
+                {"from": "human", "value": "Is there an apple in the image?" + suffix},
+                {"from": "gpt", "value": "Yes"},
+                {"from": "human", "value": "Is there a cup in the image? Please answer yes or no."},
+                {"from": "gpt", "value": "No"},
+            ],
+        }
+    ]
+    assert existence_turns(rows) == [
+        ("a.png", "Is there a lamp in the image?" + suffix, "no"),
+        ("a.png", "Is there an apple in the image?" + suffix, "yes"),
+    ]
+
+
+def test_warm_start_copies_tower_projector_and_embeddings_only():
+    from bench.pretrain_variant import warm_start
+    from seed.base.modeling import ModelConfig, build_model, build_tokenizer
+
+    shape = ModelConfig(
+        image_size=16, patch_size=8, vision_hidden=16, vision_layers=1, vision_heads=2,
+        text_hidden=16, text_layers=1, text_heads=2, text_intermediate=32,
+    )  # fmt: skip
+    tokenizer = build_tokenizer(["Is there a lamp in the image?", "Yes", "No"])
+    target, source = build_model(shape, tokenizer, seed=0), build_model(shape, tokenizer, seed=1)
+    before = {k: v.clone() for k, v in target.state_dict().items()}
+    warm_start(target, source)
+    after, theirs = target.state_dict(), source.state_dict()
+    copied = ("vision_tower", "multi_modal_projector", "embed_tokens")
+    for key, value in after.items():
+        if any(part in key for part in copied):
+            assert torch.equal(value, theirs[key]), key
+        else:
+            assert torch.equal(value, before[key]), key
+    assert any(not torch.equal(before[k], theirs[k]) for k in after if "vision_tower" in k)

@@ -48,5 +48,5 @@ def turn_mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         logits.reshape(-1, logits.shape[-1]), target.clamp_min(0).reshape(-1), reduction="none"
     ).view_as(target)
     weights = turn_weights(mask)
-    turns = (weights.sum()).clamp_min(1.0)  # each turn's weights sum to 1
+    turns = weights.sum().clamp_min(1.0)  # each turn's weights sum to 1
     return (nll * weights).sum() / turns
