@@ -88,12 +88,29 @@ def ranged_degrade(low: int, high: int, current: dict, first: int = 0):
     return degrade
 
 
-def warm_start(model, source) -> None:
+def warm_start(model, source, vocab: dict | None = None, source_vocab: dict | None = None) -> int:
     """Copy ``source``'s vision tower, projector and input embeddings into ``model`` (both Llava
-    models of one shape); everything else in ``model`` is left as built."""
+    models of one shape); everything else in ``model`` is left as built. Returns the number of
+    embedding rows copied.
+
+    Without vocabularies the embedding matrices must match row for row. With ``vocab`` and
+    ``source_vocab`` (token -> id, as ``tokenizer.get_vocab()``) the rows are matched by token, so a
+    model for another world, whose tokenizer has other words, takes the rows of the tokens both know
+    and keeps its own initialisation for the rest.
+    """
+    import torch
+
     model.model.vision_tower.load_state_dict(source.model.vision_tower.state_dict())
     model.model.multi_modal_projector.load_state_dict(source.model.multi_modal_projector.state_dict())
-    model.get_input_embeddings().load_state_dict(source.get_input_embeddings().state_dict())
+    target, theirs = model.get_input_embeddings().weight, source.get_input_embeddings().weight
+    if vocab is None or source_vocab is None:
+        model.get_input_embeddings().load_state_dict(source.get_input_embeddings().state_dict())
+        return target.shape[0]
+    shared = sorted(set(vocab) & set(source_vocab))
+    with torch.no_grad():
+        for token in shared:
+            target[vocab[token]] = theirs[source_vocab[token]]
+    return len(shared)
 
 
 def main() -> int:
@@ -132,7 +149,10 @@ def main() -> int:
             if args.warm_start:
                 from seed.model.generate import load_model
 
-                warm_start(model, load_model(args.warm_start)[0])
+                source, processor = load_model(args.warm_start)
+                tokenizer = a[1] if len(a) > 1 else k["tokenizer"]
+                copied = warm_start(model, source, tokenizer.get_vocab(), processor.tokenizer.get_vocab())
+                print(f"warm start: {copied} of {len(tokenizer)} embedding rows from {args.warm_start}")
             if args.degraded_lm_only:
                 model.model.multi_modal_projector.register_forward_hook(gradient_cut(current))
             return model

@@ -615,3 +615,25 @@ def test_warm_start_copies_tower_projector_and_embeddings_only():
         else:
             assert torch.equal(value, before[key]), key
     assert any(not torch.equal(before[k], theirs[k]) for k in after if "vision_tower" in k)
+
+
+def test_warm_start_matches_embedding_rows_by_token_across_vocabularies():
+    from bench.pretrain_variant import warm_start
+    from seed.base.modeling import ModelConfig, build_model, build_tokenizer
+
+    shape = ModelConfig(
+        image_size=16, patch_size=8, vision_hidden=16, vision_layers=1, vision_heads=2,
+        text_hidden=16, text_layers=1, text_heads=2, text_intermediate=32,
+    )  # fmt: skip
+    theirs_tok = build_tokenizer(["Is there a lamp in the image?", "Yes", "No"])
+    ours_tok = build_tokenizer(["Is there a fork in the image?", "Yes", "No"])
+    target, source = build_model(shape, ours_tok, seed=0), build_model(shape, theirs_tok, seed=1)
+    before = target.get_input_embeddings().weight.detach().clone()
+    ours, theirs = ours_tok.get_vocab(), theirs_tok.get_vocab()
+    copied = warm_start(target, source, ours, theirs)
+    shared = set(ours) & set(theirs)
+    assert copied == len(shared) and "fork" in ours and "fork" not in theirs and "Yes" in shared
+    after, src = target.get_input_embeddings().weight, source.get_input_embeddings().weight
+    for token, row in ours.items():
+        expected = src[theirs[token]] if token in shared else before[row]
+        assert torch.equal(after[row], expected), token
