@@ -40,7 +40,10 @@ class PretrainConfig:
     tuned on biased instruction data: with ``grounding_steps`` > 0, stage 0 and the first
     ``grounding_steps`` of the ``steps`` LLaVA steps read a *grounding world*, the data folder's own
     world drawn again with ``grounding_seed``, ``grounding_cooccurrence`` (0: objects ignore the scene)
-    and ``grounding_hard_negative_rate``; the rest read the data folder's training split. With
+    and ``grounding_hard_negative_rate``; the rest read the data folder's training split, or with
+    ``bias_world`` a *bias world*: the data folder's world drawn again with ``bias_seed`` and
+    ``bias_cooccurrence`` (a scene prior stronger than the test world's, as instruction data is more
+    biased than the benchmarks). With
     ``degraded_rate`` > 0 that share of every LLaVA batch is noised at a uniform random diffusion step
     (its text unchanged), as real photos are blurred or dark yet captioned by what they show: the
     model learns to answer from context when it cannot see, which is the prior the noised contrast
@@ -66,6 +69,11 @@ class PretrainConfig:
     grounding_seed: int = 1000  # world seed of that grounding world
     grounding_cooccurrence: float = 0.0
     grounding_hard_negative_rate: float = 0.5
+    bias_world: bool = False  # the LLaVA steps after grounding read the world drawn again, below
+    bias_seed: int = 2000  # world seed of that bias world
+    bias_cooccurrence: float = (
+        0.95  # its scene-object co-occurrence (the data folder's world: params `world`)
+    )
     freeze_vision: bool = False  # keep the vision tower of stage 0 fixed in the LLaVA stage (as LLaVA-1.5)
     freeze_projector: bool = False  # keep stage 0's projector fixed too (vision_align trains it there)
     loss_mean: str = "token"  # LLaVA loss: mean over answer tokens, or "turn" (seed/core/lm_loss.py)
@@ -99,7 +107,9 @@ class PretrainConfig:
         check_range(SECTION, "grounding_seed", self.grounding_seed, lo=0)
         check_range(SECTION, "grounding_cooccurrence", self.grounding_cooccurrence, lo=0, hi=1)
         check_range(SECTION, "grounding_hard_negative_rate", self.grounding_hard_negative_rate, lo=0, hi=1)
-        for key in ("vision_align", "freeze_vision", "freeze_projector"):
+        check_range(SECTION, "bias_seed", self.bias_seed, lo=0)
+        check_range(SECTION, "bias_cooccurrence", self.bias_cooccurrence, lo=0, hi=1)
+        for key in ("vision_align", "freeze_vision", "freeze_projector", "bias_world"):
             if not isinstance(getattr(self, key), bool):
                 raise ConfigError(f"{SECTION}.{key} = {getattr(self, key)!r} must be true or false")
         check_runtime(SECTION, self.dtype, self.device)
@@ -138,19 +148,26 @@ def collect_texts(data_dir: Path) -> list[str]:
 def grounding_world(data_dir: Path, out_dir: Path, config: PretrainConfig) -> Path:
     """The curriculum's grounding world: the data folder's world drawn again with the grounding
     seed, co-occurrence and hard-negative rate; training split only. Returns ``out_dir``."""
-    from seed.world.redraw import redraw_world
-
-    return redraw_world(
+    return _training_world(
         data_dir,
         out_dir,
         seed=config.grounding_seed,
         cooccurrence=config.grounding_cooccurrence,
         hard_negative_rate=config.grounding_hard_negative_rate,
-        n_seed=0,
-        n_pope_images=0,
-        n_mme_images=0,
-        n_chair_images=0,
     )
+
+
+def bias_world(data_dir: Path, out_dir: Path, config: PretrainConfig) -> Path:
+    """The curriculum's bias world: the data folder's world drawn again with the bias seed and
+    co-occurrence (its hard-negative rate kept); training split only. Returns ``out_dir``."""
+    return _training_world(data_dir, out_dir, seed=config.bias_seed, cooccurrence=config.bias_cooccurrence)
+
+
+def _training_world(data_dir: Path, out_dir: Path, **overrides) -> Path:
+    from seed.world.redraw import redraw_world
+
+    splits = {"n_seed": 0, "n_pope_images": 0, "n_mme_images": 0, "n_chair_images": 0}
+    return redraw_world(data_dir, out_dir, **overrides, **splits)
 
 
 def fresh_vision_images(data_dir: Path, processor, config: PretrainConfig, chunk: int = 4096):
@@ -226,14 +243,17 @@ def pretrain(
         torch.set_num_threads(config.threads)
     scratch = None
     worlds = [data_dir]
-    if config.grounding_steps:
+    if config.grounding_steps or config.bias_world:
         import tempfile
 
-        scratch = tempfile.TemporaryDirectory(prefix="seed-grounding-")
+        scratch = tempfile.TemporaryDirectory(prefix="seed-pretrain-worlds-")
+    if config.bias_world:
+        worlds = [bias_world(data_dir, Path(scratch.name) / "bias", config)]
+    if config.grounding_steps:
         worlds.insert(0, grounding_world(data_dir, Path(scratch.name) / "world", config))
     texts = collect_texts(data_dir)
-    if config.grounding_steps:  # the same vocabulary, but its training answers too
-        rows = load_conversations(worlds[0] / "train" / "conversations.json", require_answers=True)
+    for world in (w for w in worlds if w != data_dir):  # a redrawn world: its training answers too
+        rows = load_conversations(world / "train" / "conversations.json", require_answers=True)
         texts += [turn["value"] for row in rows for turn in row["conversations"]]
     tokenizer = build_tokenizer(texts)
     processor = build_processor(tokenizer, config.model)

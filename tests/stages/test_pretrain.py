@@ -122,6 +122,9 @@ def test_learning_rate_warms_up_then_decays():
         ("dtype", "int8"),
         ("dtype", "float16"),
         ("loss_mean", "sum"),
+        ("bias_cooccurrence", 1.5),
+        ("bias_seed", -1),
+        ("bias_world", "yes"),
     ],
 )
 def test_config_rejects_out_of_range_values_naming_the_key(field, value):
@@ -156,6 +159,45 @@ def test_grounding_world_is_the_world_drawn_again_without_its_scene_prior(world,
     assert meta["seed"] == 7 and meta["cooccurrence"] == 0.0 and meta["hard_negative_rate"] == 0.5
     assert meta["n_train"] == own["n_train"] and meta["image_size"] == own["image_size"]
     assert meta["n_pope_images"] == 0 and not list((out / "images" / "eval").iterdir())
+
+
+def test_bias_world_is_the_world_drawn_again_with_a_stronger_prior(world, tmp_path):
+    from seed.stages.pretrain import bias_world
+
+    config = PretrainConfig(bias_world=True, bias_seed=9, bias_cooccurrence=0.97)
+    out = bias_world(world, tmp_path / "b", config)
+    meta = json.loads((out / "world.json").read_text())["config"]
+    own = json.loads((world / "world.json").read_text())["config"]
+    assert meta["seed"] == 9 and meta["cooccurrence"] == 0.97
+    assert {
+        k: v for k, v in meta.items() if k not in ("seed", "cooccurrence") and not k.startswith("n_")
+    } == {k: v for k, v in own.items() if k not in ("seed", "cooccurrence") and not k.startswith("n_")}
+    assert meta["n_train"] == own["n_train"] and meta["n_pope_images"] == 0
+    assert not list((out / "images" / "eval").iterdir())
+
+
+def test_bias_world_replaces_the_data_folders_training_split(world, tmp_path, monkeypatch):
+    from seed.stages import pretrain as stage
+
+    read = []
+    load_pixels = stage.load_pixels
+    monkeypatch.setattr(
+        stage, "load_pixels", lambda proc, paths: read.append(paths) or load_pixels(proc, paths)
+    )
+    shape = {"steps": 3, "batch_size": 4, "warmup_steps": 1, "model": TINY_MODEL | {"image_size": 32}}
+    summary = pretrain(world, tmp_path / "a", PretrainConfig(bias_world=True, **shape), progress=False)
+    assert len(read) == 1 and all("seed-pretrain-worlds-" in str(p) for p in read[0])
+    assert len(read[0]) == summary["train_conversations"] == 8
+    read.clear()
+    pretrain(
+        world, tmp_path / "b", PretrainConfig(grounding_steps=1, bias_world=True, **shape), progress=False
+    )
+    assert [p[0].parts[-4] for p in read] == ["world", "bias"]  # grounding first, then the bias world
+    read.clear()
+    pretrain(world, tmp_path / "c", PretrainConfig(**shape), progress=False)
+    assert all(p.is_relative_to(world) for p in read[0])  # by default the data folder's own split
+    a, c = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "c" / "model.safetensors")
+    assert any(not torch.equal(a[k], c[k]) for k in a if k in c and a[k].shape == c[k].shape)
 
 
 def test_curriculum_with_degraded_images_trains_reproducibly(world, tmp_path):
