@@ -90,6 +90,14 @@ GRIDS = {
     "balance-fixed": [  # the balanced row with fixed strength: more prior removed where the model is sure
         ("all", 12, 900, 3.0, False, 1, 5200, "split", 1.0, 1, "answer"),
     ],
+    "balance-controls": [  # the balanced default's no-contrast control, and it with fixed strength
+        ("all", 12, 900, 0.0, True, 1, 5200, "split", 1.0, 1, "answer"),
+        ("all", 12, 900, 3.0, False, 1, 5200, "split", 1.0, 1, "answer"),
+    ],
+    "balance-strength": [  # the balanced default with a weaker contrast: smaller alpha, half-centred
+        ("all", 12, 900, 2.0, True, 1, 5200, "split", 1.0, 1, "answer"),
+        ("all", 12, 900, 3.0, True, 1, 5200, "split", 0.5, 1, "answer"),
+    ],
     "quick": [
         ("all", 4, 900, 0.0, True, 1, 200),
         ("all", 4, 900, 3.0, True, 1, 200),
