@@ -23,7 +23,8 @@ stands for is learnt by the language model alone. The question it asks: does the
 sharp as without degraded images while the noised view keeps v4's prior?
 
 ``--warm-start MODEL``: the freshly built model takes MODEL's vision tower, projector and input
-embeddings before training (same shape and vocabulary: the tokenizer is rebuilt from the same data).
+embeddings before training (same shape; the embedding rows are matched by token, so MODEL may come
+from another world whose vocabulary differs).
 The question it asks (LOG.md, session 19): does a tower trained once, long, on fresh images give a
 language model that reads, without paying for that stage 0 in every run? Pass ``--vision-steps 0`` to
 `seed pretrain` to keep the tower as it is.

@@ -595,14 +595,20 @@ def test_existence_turns_keep_only_pope_style_existence_answers():
     ]
 
 
-def test_warm_start_copies_tower_projector_and_embeddings_only():
-    from bench.pretrain_variant import warm_start
-    from seed.base.modeling import ModelConfig, build_model, build_tokenizer
+def tiny_llava_shape():
+    from seed.base.modeling import ModelConfig
 
-    shape = ModelConfig(
+    return ModelConfig(
         image_size=16, patch_size=8, vision_hidden=16, vision_layers=1, vision_heads=2,
         text_hidden=16, text_layers=1, text_heads=2, text_intermediate=32,
     )  # fmt: skip
+
+
+def test_warm_start_copies_tower_projector_and_embeddings_only():
+    from bench.pretrain_variant import warm_start
+    from seed.base.modeling import build_model, build_tokenizer
+
+    shape = tiny_llava_shape()
     tokenizer = build_tokenizer(["Is there a lamp in the image?", "Yes", "No"])
     target, source = build_model(shape, tokenizer, seed=0), build_model(shape, tokenizer, seed=1)
     before = {k: v.clone() for k, v in target.state_dict().items()}
@@ -619,12 +625,9 @@ def test_warm_start_copies_tower_projector_and_embeddings_only():
 
 def test_warm_start_matches_embedding_rows_by_token_across_vocabularies():
     from bench.pretrain_variant import warm_start
-    from seed.base.modeling import ModelConfig, build_model, build_tokenizer
+    from seed.base.modeling import build_model, build_tokenizer
 
-    shape = ModelConfig(
-        image_size=16, patch_size=8, vision_hidden=16, vision_layers=1, vision_heads=2,
-        text_hidden=16, text_layers=1, text_heads=2, text_intermediate=32,
-    )  # fmt: skip
+    shape = tiny_llava_shape()
     theirs_tok = build_tokenizer(["Is there a lamp in the image?", "Yes", "No"])
     ours_tok = build_tokenizer(["Is there a fork in the image?", "Yes", "No"])
     target, source = build_model(shape, ours_tok, seed=0), build_model(shape, theirs_tok, seed=1)

@@ -71,9 +71,7 @@ class PretrainConfig:
     grounding_hard_negative_rate: float = 0.5
     bias_world: bool = False  # the LLaVA steps after grounding read the world drawn again, below
     bias_seed: int = 2000  # world seed of that bias world
-    bias_cooccurrence: float = (
-        0.95  # its scene-object co-occurrence (the data folder's world: params `world`)
-    )
+    bias_cooccurrence: float = 0.95  # its scene-object co-occurrence (data's own: params `world`)
     freeze_vision: bool = False  # keep the vision tower of stage 0 fixed in the LLaVA stage (as LLaVA-1.5)
     freeze_projector: bool = False  # keep stage 0's projector fixed too (vision_align trains it there)
     loss_mean: str = "token"  # LLaVA loss: mean over answer tokens, or "turn" (seed/core/lm_loss.py)
