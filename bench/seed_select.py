@@ -98,6 +98,10 @@ GRIDS = {
         ("all", 12, 900, 2.0, True, 1, 5200, "split", 1.0, 1, "answer"),
         ("all", 12, 900, 3.0, True, 1, 5200, "split", 0.5, 1, "answer"),
     ],
+    "rate": [  # the balanced default centred to keep the split's "yes" rate (purify.centre: rate), and unbalanced
+        ("all", 12, 900, 3.0, True, 1, 5200, "rate", 1.0, 1, "answer"),
+        ("all", 12, 900, 3.0, True, 1, 5200, "rate"),
+    ],
     "quick": [
         ("all", 4, 900, 0.0, True, 1, 200),
         ("all", 4, 900, 3.0, True, 1, 200),
@@ -107,13 +111,13 @@ GRIDS = {
 
 def row_name(row: tuple) -> str:
     """``pool-questions/step/alpha/strength/epochs/samples``, then ``/centred`` for ``centre: image``,
-    ``/centred-split`` for ``centre: split``, ``x<weight>`` for a ``centre_weight`` below 1, and
+    ``/centred-split`` or ``/centred-rate`` for ``centre: split`` or ``rate``, ``x<weight>`` for a ``centre_weight`` below 1, and
     ``/draws<K>`` for ``noise_draws`` K above 1 (the row's optional 10th field), ``/balanced`` for
     ``distill.balance: answer`` (its optional 11th field)."""
     pool, questions, step, alpha, adaptive, epochs, samples, *centre = row
     strength = "adaptive" if adaptive else "fixed"
     mode, weight = centre_of(row)
-    tail = "" if mode == "none" else "/centred" + ("-split" if mode == "split" else "")
+    tail = "" if mode == "none" else "/centred" + ("" if mode == "image" else f"-{mode}")
     tail += f"x{weight:g}" if weight != 1 else ""
     tail += f"/draws{draws_of(row)}" if draws_of(row) != 1 else ""
     tail += "/balanced" if balance_of(row) == "answer" else ""

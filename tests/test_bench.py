@@ -564,6 +564,9 @@ def test_seed_select_row_names_show_every_setting():
         row_name(row) == "all-12/900/3/adaptive/1/5200/centred-split/balanced" and balance_of(row) == "answer"
     )
     assert balance_of(("all", 12, 900, 3.0, True, 1, 5200)) == "none"
+    assert (
+        row_name(("all", 12, 900, 3.0, True, 1, 5200, "rate")) == "all-12/900/3/adaptive/1/5200/centred-rate"
+    )
     for grid in GRIDS.values():  # a grid's rows are told apart by their names (results are keyed by them)
         assert len({row_name(r) for r in grid}) == len(grid)
 

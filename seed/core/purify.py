@@ -128,6 +128,52 @@ def shift_answer_margin(logits: torch.Tensor, shifts: torch.Tensor, yes_id: int,
     return out
 
 
+def answer_rate_shift(
+    clean: torch.Tensor,
+    noised: torch.Tensor,
+    cd_alpha: float,
+    cd_beta: float,
+    confidence_method: str = "max_prob",
+    adaptive: bool = True,
+    bound: float = 50.0,
+    steps: int = 60,
+) -> float:
+    """The shift ``s`` of the noised answer margins after which purify keeps the split's "yes" rate.
+
+    clean, noised: (n,) first-token margins ``logit(yes) - logit(no)`` of n existence questions on the
+    clean and on the noised image. Each question is read on its two answers (logits ``[m, 0]``):
+    :func:`purify_logits` with the noised margin ``noised_i - s`` gives the target's ``P*_i(yes)``.
+    ``s`` is found by bisection in ``[-bound, bound]`` so that ``mean_i P*_i(yes)`` equals the clean
+    view's ``mean_i sigmoid(clean_i)``: the contrast then moves "yes" between questions, towards the
+    objects the noised view did not expect, and leaves how often the split is answered "yes" as the
+    model had it. ``P*_i(yes)`` never falls as ``s`` grows (the strength is >= 0), so the bisection
+    holds; the nearer bound is returned if no ``s`` in range matches, 0.0 for ``n = 0``.
+    """
+    import torch
+
+    if clean.shape != noised.shape or clean.dim() != 1:
+        raise ValueError(
+            f"clean {tuple(clean.shape)} and noised {tuple(noised.shape)} must be equal (n,) shapes"
+        )
+    if clean.numel() == 0:
+        return 0.0
+    clean = clean.float()
+    zeros = torch.zeros_like(clean)
+    clean_logits = torch.stack([clean, zeros], dim=-1).unsqueeze(0)  # (1, n, 2): yes, no
+    wanted = torch.sigmoid(clean).mean().item()
+
+    def rate(shift: float) -> float:
+        noised_logits = torch.stack([noised.float() - shift, zeros], dim=-1).unsqueeze(0)
+        target, _ = purify_logits(clean_logits, noised_logits, cd_alpha, cd_beta, confidence_method, adaptive)
+        return target[0, :, 0].exp().mean().item()
+
+    lo, hi = -bound, bound
+    for _ in range(steps):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if rate(mid) < wanted else (lo, mid)
+    return (lo + hi) / 2
+
+
 @dataclass(frozen=True)
 class SparseTargets:
     """The ``top_k`` most likely tokens of each purified target, and the mass the cap dropped.

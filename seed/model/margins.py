@@ -2,7 +2,8 @@
 
 `first_token_margins` reads it as `seed.model.vcd.decode`'s first step does; `image_answer_bias`
 averages the noised margin over an image's existence questions ("Is there a ...?"), the answer bias
-that ``purify.centre: image`` removes before the contrast. `seed.eval.probe` and
+that ``purify.centre: image`` removes before the contrast (or finds the shift that keeps the split's
+"yes" rate, ``purify.centre: rate``). `seed.eval.probe` and
 `bench.contrast_probe` read these margins to probe a base model.
 """
 
@@ -89,15 +90,20 @@ def image_answer_bias(
     batch_size: int = 64,
     over: str = "image",
     draws: int = 1,
+    contrast: tuple[float, float, str, bool] = (3.0, 0.1, "max_prob", True),
 ) -> dict[str, float]:
     """The noised view's answer bias per image: for the existence questions ("Is there a ...?") among
     ``rows`` (sample id, image name, prompt), the mean first-token yes-minus-no margin on the noised
     image over the questions about the same image (``over="image"``) or over every question of
-    ``rows`` (``over="split"``: one bias for all), keyed by each question's sample id. The noise is
-    seeded by sample id, as the teacher pass's, and averaged over ``draws`` noisings as its noised
-    view is. No label is read."""
+    ``rows`` (``over="split"``: one bias for all), keyed by each question's sample id. ``over="rate"``
+    gives every question the one shift after which the contrast keeps the split's "yes" rate:
+    `seed.core.purify.answer_rate_shift` on both views' margins, with ``contrast`` = (cd_alpha, cd_beta,
+    confidence method, adaptive). The noise is seeded by sample id, as the teacher pass's, and
+    averaged over ``draws`` noisings as its noised view is. No label is read."""
+    if over not in ("image", "split", "rate"):
+        raise ValueError(f"over = {over!r} must be 'image', 'split' or 'rate'")
     asked = [row for row in rows if QUESTION_RE.match(row[2])]
-    _, noised = first_token_margins(
+    clean, noised = first_token_margins(
         model,
         processor,
         [images[name] for _, name, _ in asked],
@@ -106,12 +112,17 @@ def image_answer_bias(
         noise_step,
         seed,
         batch_size=batch_size,
-        with_clean=False,  # only the noised view's bias is wanted
+        with_clean=over == "rate",  # the other biases are the noised view's alone
         draws=draws,
     )
+    if over == "rate":
+        import torch
+
+        from seed.core.purify import answer_rate_shift
+
+        shift = answer_rate_shift(torch.tensor(clean), torch.tensor(noised), *contrast)
+        return {sample_id: shift for sample_id, _, _ in asked}
     by_image: dict[str, list[float]] = {}
-    if over not in ("image", "split"):
-        raise ValueError(f"over = {over!r} must be 'image' or 'split'")
     group = (lambda name: name) if over == "image" else (lambda name: "")
     for (_, name, _), margin in zip(asked, noised, strict=True):
         by_image.setdefault(group(name), []).append(margin)

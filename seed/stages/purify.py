@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from seed.stages import StagePaths
 
 SECTION = "purify"
-CENTRES = ("none", "image", "split")
+CENTRES = ("none", "image", "split", "rate")
 
 
 @dataclasses.dataclass
@@ -73,7 +73,8 @@ class PurifyConfig:
     contrast_dir: "" contrasts with the noised image; a folder holds instead, under each SEED image's
     name, the image to contrast with (`seed_oracle`: the scene without its objects; no centring).
     centre / centre_weight: "none" (default); "image" or "split": an existence question's noised answer
-    margin is first lowered by ``centre_weight`` (0, 1] x its mean over the image's or split's (`image_shifts`).
+    margin is first lowered by ``centre_weight`` (0, 1] x its mean over the image's or split's; "rate": by
+    the one shift that keeps the split's "yes" rate through the contrast (`image_shifts`).
     """
 
     noise_step: int = 500
@@ -138,9 +139,7 @@ def _purify_shard(
     from seed.model.batching import build_batch
     from seed.model.generate import answer_batch, open_image
 
-    images = {s.image: None for s in samples}
-    for name in images:
-        images[name] = open_image(data_dir / IMAGES / name)
+    images = {name: open_image(data_dir / IMAGES / name) for name in dict.fromkeys(s.image for s in samples)}
     contrast_images = {}
     if config.contrast_dir:
         contrast_images = {name: open_image(Path(config.contrast_dir) / name) for name in images}
@@ -204,7 +203,8 @@ def image_shifts(model: Any, processor: Any, data_dir: Path, samples: Sequence[S
     images = {name: open_image(data_dir / IMAGES / name) for name in sorted({s.image for s in samples})}
     rows = [(s.sample_id, s.image, s.prompt) for s in samples]
     args = (config.noise_step, config.seed, config.batch_size, config.centre, config.noise_draws)
-    bias = image_answer_bias(model, processor, images, rows, *args)
+    contrast = (config.cd_alpha, config.cd_beta, config.confidence, config.adaptive)
+    bias = image_answer_bias(model, processor, images, rows, *args, contrast)
     return {sample_id: config.centre_weight * value for sample_id, value in bias.items()}
 
 

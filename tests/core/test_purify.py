@@ -7,6 +7,7 @@ import torch
 
 from seed.core.purify import (
     SparseTargets,
+    answer_rate_shift,
     contrast_strength,
     densify,
     plausible_mask,
@@ -174,3 +175,35 @@ def test_shift_answer_margin_hand_computed():
     # yes - no: -2 -> -4 (lowered by the shift), yes + no and every other logit unchanged
     assert torch.equal(out, torch.tensor([[1.0, 1.0, 3.0, 5.0], [0.0, 1.0, 0.0, -1.0]]))
     assert out.dtype == torch.float32 and logits[0, 1] == 2.0  # a copy
+
+
+def test_answer_rate_shift_hand_computed():
+    # fixed strength 1, no cut: the target margin is 2 c - (n - s); sigmoid(s - 1) = sigmoid(1) at s = 2
+    shift = answer_rate_shift(torch.tensor([1.0]), torch.tensor([3.0]), 1.0, 0.0, adaptive=False)
+    assert shift == pytest.approx(2.0, abs=1e-4)
+    # symmetric noised margins around an undecided clean view: no shift keeps the rate at 0.5
+    shift = answer_rate_shift(torch.tensor([0.0, 0.0]), torch.tensor([1.0, -1.0]), 1.0, 0.0, adaptive=False)
+    assert shift == pytest.approx(0.0, abs=1e-4)
+    # adaptive at c = 0: a = alpha / 2 and the target margin is -a (n - s), so s = n
+    assert answer_rate_shift(torch.tensor([0.0]), torch.tensor([-1.5]), 3.0, 0.1) == pytest.approx(
+        -1.5, abs=1e-4
+    )
+
+
+def test_answer_rate_shift_keeps_the_clean_rate():
+    clean, noised = torch.randn(200) * 2 - 1, torch.randn(200) * 2
+    shift = answer_rate_shift(clean, noised, 3.0, 0.1)
+    clean_logits = torch.stack([clean, torch.zeros(200)], -1)[None]
+    noised_logits = torch.stack([noised - shift, torch.zeros(200)], -1)[None]
+    target, _ = purify_logits(clean_logits, noised_logits, 3.0, 0.1)
+    assert target[0, :, 0].exp().mean().item() == pytest.approx(torch.sigmoid(clean).mean().item(), abs=1e-4)
+    unshifted, _ = purify_logits(clean_logits, noised_logits + torch.tensor([shift, 0.0]), 3.0, 0.1)
+    assert unshifted[0, :, 0].exp().mean().item() != pytest.approx(
+        torch.sigmoid(clean).mean().item(), abs=1e-3
+    )
+
+
+def test_answer_rate_shift_edges():
+    assert answer_rate_shift(torch.zeros(0), torch.zeros(0), 3.0, 0.1) == 0.0
+    with pytest.raises(ValueError, match="shapes"):
+        answer_rate_shift(torch.zeros(3), torch.zeros(2), 3.0, 0.1)

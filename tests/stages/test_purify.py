@@ -450,6 +450,33 @@ def test_split_centring_and_centre_weight_scale_the_image_means(world, llava):
     assert all(half[k] == pytest.approx(0.5 * by_image[k], abs=1e-6) for k in by_image)
 
 
+def test_rate_centring_keeps_the_splits_yes_rate_through_the_contrast(world, llava):
+    """``centre: rate`` gives every existence question one shift: after it, the two-answer targets'
+    mean P(yes) over the split equals the clean view's mean (both recomputed here from the margins)."""
+    from seed.core.purify import answer_rate_shift
+    from seed.model.generate import open_image
+    from seed.model.margins import QUESTION_RE, first_token_margins
+    from seed.stages.purify import image_shifts
+
+    model, processor = load_tiny(llava)
+    samples = load_samples(world)
+    config = dataclasses.replace(CONFIG, centre="rate", cd_alpha=3.0)
+    shifts = image_shifts(model, processor, world, samples, config)
+    asked = [s for s in samples if QUESTION_RE.match(s.prompt)]
+    assert set(shifts) == {s.sample_id for s in asked} and len(set(shifts.values())) == 1
+    images = [open_image(world / "images" / "seed" / s.image) for s in asked]
+    args = ([s.prompt for s in asked], [s.sample_id for s in asked], config.noise_step, config.seed)
+    clean, noised = first_token_margins(model, processor, images, *args, batch_size=config.batch_size)
+    clean, noised = torch.tensor(clean), torch.tensor(noised)
+    shift = next(iter(shifts.values()))
+    assert shift == pytest.approx(answer_rate_shift(clean, noised, 3.0, 0.1), abs=1e-4)
+    two = lambda m: torch.stack([m, torch.zeros_like(m)], -1)[None]  # noqa: E731
+    target, _ = purify_logits(two(clean), two(noised - shift), 3.0, 0.1)
+    assert target[0, :, 0].exp().mean().item() == pytest.approx(torch.sigmoid(clean).mean().item(), abs=1e-3)
+    half = image_shifts(model, processor, world, samples, dataclasses.replace(config, centre_weight=0.5))
+    assert all(half[k] == pytest.approx(0.5 * shift, abs=1e-6) for k in shifts)
+
+
 @pytest.mark.parametrize("weight", [0, -0.5, 1.5, "half"])
 def test_centre_weight_outside_zero_to_one_is_a_config_error(weight):
     with pytest.raises(ConfigError, match="purify.centre_weight"):
