@@ -256,6 +256,10 @@ def test_corrupt_training_image_stops_pretrain(capsys, world, tmp_path):
         "0",
         "--batch-size",
         "2",
+        "--vision-steps",  # the default recipe's stage 0 and bias world read other images than data/train
+        "0",
+        "--bias-world",
+        "false",
     )
     assert_one_line_error(status, err, image)
     assert not (tmp_path / "model").exists()
