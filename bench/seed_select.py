@@ -102,6 +102,11 @@ GRIDS = {
         ("all", 12, 900, 3.0, True, 1, 5200, "rate", 1.0, 1, "answer"),
         ("all", 12, 900, 3.0, True, 1, 5200, "rate"),
     ],
+    "oracle": [  # the oracle-prior control on the validation world: the scene without its objects as the
+        # contrast image, without centring (the control until session 23) and with the default's (rate)
+        ("all", 12, 900, 3.0, True, 1, 5200, "none", 1.0, 1, "answer", "oracle"),
+        ("all", 12, 900, 3.0, True, 1, 5200, "rate", 1.0, 1, "answer", "oracle"),
+    ],
     "quick": [
         ("all", 4, 900, 0.0, True, 1, 200),
         ("all", 4, 900, 3.0, True, 1, 200),
@@ -113,7 +118,8 @@ def row_name(row: tuple) -> str:
     """``pool-questions/step/alpha/strength/epochs/samples``, then ``/centred`` for ``centre: image``,
     ``/centred-split`` or ``/centred-rate`` for ``centre: split`` or ``rate``, ``x<weight>`` for a ``centre_weight`` below 1, and
     ``/draws<K>`` for ``noise_draws`` K above 1 (the row's optional 10th field), ``/balanced`` for
-    ``distill.balance: answer`` (its optional 11th field)."""
+    ``distill.balance: answer`` (its optional 11th field), ``/oracle`` for the oracle contrast image
+    (its optional 12th field)."""
     pool, questions, step, alpha, adaptive, epochs, samples, *centre = row
     strength = "adaptive" if adaptive else "fixed"
     mode, weight = centre_of(row)
@@ -121,6 +127,7 @@ def row_name(row: tuple) -> str:
     tail += f"x{weight:g}" if weight != 1 else ""
     tail += f"/draws{draws_of(row)}" if draws_of(row) != 1 else ""
     tail += "/balanced" if balance_of(row) == "answer" else ""
+    tail += "/oracle" if contrast_of(row) == "oracle" else ""
     return f"{pool}-{questions}/{step}/{alpha:g}/{strength}/{epochs}/{samples or 'all'}{tail}"
 
 
@@ -138,6 +145,11 @@ def draws_of(row: tuple) -> int:
 def balance_of(row: tuple) -> str:
     """A row's ``distill.balance``: its optional 11th field (default "none")."""
     return str(row[10]) if len(row) > 10 else "none"
+
+
+def contrast_of(row: tuple) -> str:
+    """A row's contrast image: "noised" (default) or "oracle" (`seed data oracle`), its optional 12th field."""
+    return str(row[11]) if len(row) > 11 else "noised"
 
 
 def world_variant(data: Path, out: Path, **overrides) -> Path:
@@ -196,8 +208,17 @@ def main() -> int:
         split = world_variant(
             data, work / f"world-{pool}-{questions}", seed_question_pool=pool, seed_questions=questions
         )
+        contrast_dir = ""
+        if contrast_of(row) == "oracle":
+            from seed.world.redraw import render_oracle_seed_images
+
+            oracle = work / f"oracle-{pool}-{questions}"
+            if not oracle.is_dir():
+                render_oracle_seed_images(split, oracle)
+            contrast_dir = str(oracle)
         purify = dataclasses.replace(
             purify_base,
+            contrast_dir=contrast_dir,
             noise_step=step,
             cd_alpha=alpha,
             adaptive=adaptive,

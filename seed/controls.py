@@ -18,7 +18,8 @@ SEED fixed, so the difference between two rows names the effect:
 ```
 
 Every SEED row uses the same responses (greedy, from the same base model), plausibility cut-off,
-LoRA, loss and epochs; only the contrast differs. All six go through `seed.stages.evaluate.evaluate_methods`
+LoRA, loss, epochs and centring (``purify.centre``, read on the row's own contrast image); only the
+contrast differs. All six go through `seed.stages.evaluate.evaluate_methods`
 and are written in the schema of ``reports/metrics.json`` to ``reports/controls.json``.
 """
 
@@ -169,7 +170,7 @@ def run_controls(
     oracle_images = work_dir / "oracle-images"
     shutil.rmtree(oracle_images, ignore_errors=True)
     render_oracle_seed_images(data_dir, oracle_images)
-    oracle = dataclasses.replace(purify, contrast_dir=str(oracle_images), centre="none")
+    oracle = dataclasses.replace(purify, contrast_dir=str(oracle_images))  # SEED's centring, read on it
     oracle_adapter = train_adapter(model_dir, data_dir, work_dir / "seed_oracle", oracle, distill, progress)
     world = validation_world(data_dir, work_dir / "validation-world", validation_seed, validation_pope_images)
     bias = tune_yes_bias(model_dir, world, evaluate, progress)
@@ -188,7 +189,10 @@ def run_controls(
         "bias": bias | {"validation_seed": validation_seed, "validation_pope_images": validation_pope_images},
         "purify": dataclasses.asdict(purify),
         "no_contrast": {"cd_alpha": 0.0},
-        "oracle": {"contrast": "the scene rendered without its objects (seed data oracle)"},
+        "oracle": {
+            "contrast": "the scene rendered without its objects (seed data oracle)",
+            "centre": purify.centre,
+        },
         "seconds": round(time.perf_counter() - start, 1),
     }
     write_json(out_file, metrics)

@@ -91,6 +91,7 @@ def image_answer_bias(
     over: str = "image",
     draws: int = 1,
     contrast: tuple[float, float, str, bool] = (3.0, 0.1, "max_prob", True),
+    contrast_images: dict[str, Any] | None = None,
 ) -> dict[str, float]:
     """The noised view's answer bias per image: for the existence questions ("Is there a ...?") among
     ``rows`` (sample id, image name, prompt), the mean first-token yes-minus-no margin on the noised
@@ -99,22 +100,33 @@ def image_answer_bias(
     gives every question the one shift after which the contrast keeps the split's "yes" rate:
     `seed.core.purify.answer_rate_shift` on both views' margins, with ``contrast`` = (cd_alpha, cd_beta,
     confidence method, adaptive). The noise is seeded by sample id, as the teacher pass's, and
-    averaged over ``draws`` noisings as its noised view is. No label is read."""
+    averaged over ``draws`` noisings as its noised view is. With ``contrast_images`` (image name ->
+    the image to contrast with, ``purify.contrast_dir``) the contrast image's margin stands for the
+    noised one: read unnoised, as the teacher pass reads it. No label is read."""
     if over not in ("image", "split", "rate"):
         raise ValueError(f"over = {over!r} must be 'image', 'split' or 'rate'")
     asked = [row for row in rows if QUESTION_RE.match(row[2])]
-    clean, noised = first_token_margins(
-        model,
-        processor,
-        [images[name] for _, name, _ in asked],
-        [prompt for _, _, prompt in asked],
-        [sample_id for sample_id, _, _ in asked],
-        noise_step,
-        seed,
-        batch_size=batch_size,
-        with_clean=over == "rate",  # the other biases are the noised view's alone
-        draws=draws,
-    )
+    prompts, ids = [prompt for _, _, prompt in asked], [sample_id for sample_id, _, _ in asked]
+    pictures = [images[name] for _, name, _ in asked]
+    if contrast_images is None:
+        clean, noised = first_token_margins(
+            model,
+            processor,
+            pictures,
+            prompts,
+            ids,
+            noise_step,
+            seed,
+            batch_size=batch_size,
+            with_clean=over == "rate",  # the other biases are the noised view's alone
+            draws=draws,
+        )
+    else:
+        others = [contrast_images[name] for _, name, _ in asked]
+        noised, _ = first_token_margins(model, processor, others, prompts, ids, batch_size=batch_size)
+        clean = None
+        if over == "rate":
+            clean, _ = first_token_margins(model, processor, pictures, prompts, ids, batch_size=batch_size)
     if over == "rate":
         import torch
 

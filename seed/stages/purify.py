@@ -71,10 +71,11 @@ class PurifyConfig:
     max_new_tokens: response length cap. shard_size: samples per shard. max_samples: 0 = all.
     seed: base seed of the per-sample noise. dtype / device: where the model runs.
     contrast_dir: "" contrasts with the noised image; a folder holds instead, under each SEED image's
-    name, the image to contrast with (`seed_oracle`: the scene without its objects; no centring).
+    name, the image to contrast with (`seed_oracle`: the scene without its objects).
     centre / centre_weight: "none" (default); "image" or "split": an existence question's noised answer
     margin is first lowered by ``centre_weight`` (0, 1] x its mean over the image's or split's; "rate": by
-    the one shift that keeps the split's "yes" rate through the contrast (`image_shifts`).
+    the one shift that keeps the split's "yes" rate through the contrast (`image_shifts`). With
+    ``contrast_dir`` the contrast image's margins are read in place of the noised view's.
     """
 
     noise_step: int = 500
@@ -112,10 +113,6 @@ class PurifyConfig:
         check_choice(SECTION, "confidence", self.confidence, CONFIDENCE_METHODS)
         check_choice(SECTION, "centre", self.centre, CENTRES)
         check_number(SECTION, "centre_weight", self.centre_weight, lo=0, hi=1, lo_open=True)
-        if self.contrast_dir and self.centre != "none":  # the centring shift is read on the noised view
-            raise ConfigError(
-                f"{SECTION}.centre = {self.centre!r} needs the noised view; use none with contrast_dir"
-            )
         check_number(SECTION, "flag_tau", self.flag_tau, lo=0, hi=1)
         check_integer(SECTION, "top_k", self.top_k, lo=1)
         check_integer(SECTION, "batch_size", self.batch_size, lo=1)
@@ -200,11 +197,15 @@ def image_shifts(model: Any, processor: Any, data_dir: Path, samples: Sequence[S
     from seed.model.generate import open_image
     from seed.model.margins import image_answer_bias
 
-    images = {name: open_image(data_dir / IMAGES / name) for name in sorted({s.image for s in samples})}
+    names = sorted({s.image for s in samples})
+    images = {name: open_image(data_dir / IMAGES / name) for name in names}
+    others = None
+    if config.contrast_dir:  # the contrast image's margins stand for the noised view's
+        others = {name: open_image(Path(config.contrast_dir) / name) for name in names}
     rows = [(s.sample_id, s.image, s.prompt) for s in samples]
     args = (config.noise_step, config.seed, config.batch_size, config.centre, config.noise_draws)
     contrast = (config.cd_alpha, config.cd_beta, config.confidence, config.adaptive)
-    bias = image_answer_bias(model, processor, images, rows, *args, contrast)
+    bias = image_answer_bias(model, processor, images, rows, *args, contrast, others)
     return {sample_id: config.centre_weight * value for sample_id, value in bias.items()}
 
 

@@ -483,7 +483,31 @@ def test_centre_weight_outside_zero_to_one_is_a_config_error(weight):
         PurifyConfig(centre="image", centre_weight=weight)
 
 
-def test_centring_with_another_contrast_image_is_a_config_error():
-    with pytest.raises(ConfigError, match="purify.centre = 'split' needs the noised view"):
-        PurifyConfig(centre="split", contrast_dir="oracle-images")
-    assert PurifyConfig(centre="none", contrast_dir="oracle-images").contrast_dir == "oracle-images"
+def test_rate_centring_with_a_contrast_image_reads_its_margins(world, llava, tmp_path):
+    """``centre: rate`` with ``contrast_dir`` (the oracle control): the shift is read on the contrast
+    images' margins, unnoised, in place of the noised view's, and differs from the noised view's shift."""
+    from seed.core.purify import answer_rate_shift
+    from seed.model.generate import open_image
+    from seed.model.margins import QUESTION_RE, first_token_margins
+    from seed.stages.purify import image_shifts
+    from seed.world.redraw import render_oracle_seed_images
+
+    oracle = tmp_path / "oracle"
+    render_oracle_seed_images(world, oracle)
+    model, processor = load_tiny(llava)
+    samples = load_samples(world)
+    config = dataclasses.replace(CONFIG, centre="rate", cd_alpha=3.0, contrast_dir=str(oracle))
+    shifts = image_shifts(model, processor, world, samples, config)
+    asked = [s for s in samples if QUESTION_RE.match(s.prompt)]
+    assert set(shifts) == {s.sample_id for s in asked} and len(set(shifts.values())) == 1
+    args = ([s.prompt for s in asked], [s.sample_id for s in asked])
+    clean, _ = first_token_margins(
+        model, processor, [open_image(world / "images" / "seed" / s.image) for s in asked], *args
+    )
+    other, _ = first_token_margins(model, processor, [open_image(oracle / s.image) for s in asked], *args)
+    shift = next(iter(shifts.values()))
+    assert shift == pytest.approx(
+        answer_rate_shift(torch.tensor(clean), torch.tensor(other), 3.0, 0.1), abs=1e-4
+    )
+    noised = image_shifts(model, processor, world, samples, dataclasses.replace(config, contrast_dir=""))
+    assert next(iter(noised.values())) != pytest.approx(shift, abs=1e-4)  # the test can tell the views apart
