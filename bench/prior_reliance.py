@@ -33,6 +33,12 @@ With ``--noise-step`` it also scores the decoding-time contrast ``(1 + a) clean 
 target for the same token (`target_margins`: fixed or adaptive strength, each ``--beta`` cut-off),
 which is what SEED's student is trained toward. Prints one JSON
 object. Labels are read: an evaluation instrument, never a training signal.
+
+With ``--empty-scene`` it also reads every question on its image redrawn without the objects (the
+scene alone, `seed.world.redraw.render_empty_pope_images`; the oracle control's contrast image),
+and reports that view, the noised view (with ``--noise-step``) alone, and the contrast and target
+with the empty scene in place of the noised image: which of the two contrast images carries the
+model's prior (``prior_auc`` of the view alone) and which still sees objects (``evidence_auc``).
 """
 
 from __future__ import annotations
@@ -230,6 +236,26 @@ def world_questions(data: Path) -> tuple[list[dict], dict[str, list[int]], dict]
     return questions, splits, visibility
 
 
+def empty_scene_margins(
+    model, processor, data: Path, questions: list[dict], prompts: list[str]
+) -> list[float]:
+    """Each question's first-token yes-minus-no margin on its image drawn without the objects."""
+    import tempfile
+
+    from seed.model.generate import open_image
+    from seed.model.margins import first_token_margins
+    from seed.world.redraw import render_empty_pope_images
+
+    with tempfile.TemporaryDirectory(prefix="seed-empty-scene-") as folder:
+        render_empty_pope_images(data, Path(folder))
+        images = {n: open_image(Path(folder) / n) for n in sorted({q["image"] for q in questions})}
+        ids = [f"{q['image']}|{p}" for q, p in zip(questions, prompts, strict=True)]
+        margins, _ = first_token_margins(
+            model, processor, [images[q["image"]] for q in questions], prompts, ids
+        )
+    return margins
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="artifacts/base-model")
@@ -245,6 +271,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alpha", type=float, action="append", default=None, help="contrast weight(s)")
     parser.add_argument("--beta", type=float, action="append", default=None, help="plausibility cut-off(s)")
     parser.add_argument("--out", default=None, help="also write the JSON here")
+    parser.add_argument(
+        "--empty-scene",
+        action="store_true",
+        help="also read each question on its image without the objects (the oracle contrast image)",
+    )
     args = parser.parse_args(argv)
 
     from bench.common import print_report
@@ -268,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         draws=args.noise_draws,
     )
     labels, typical = [q["label"] for q in questions], [q["typical"] for q in questions]
+    empty = empty_scene_margins(model, processor, data, questions, prompts) if args.empty_scene else None
     k, shifted = oracle_shift(clean, typical, labels)
     views = {"clean": clean, f"oracle prior removed (k={k:g})": shifted}
     for part in (0.25, 0.5, 0.75):  # part of the way: what a partial removal gains and costs per split
@@ -281,6 +313,18 @@ def main(argv: list[str] | None = None) -> int:
                 for beta in args.beta or [0.1]:
                     name = f"target a={alpha:g} {'adaptive' if adaptive else 'fixed'} beta={beta:g}"
                     views[name] = target_margins(clean, noised, alpha, adaptive, beta)
+    prior_views = {"empty scene": empty} if empty is not None else {}
+    if empty is not None and noised is not None:
+        prior_views["noised"] = noised
+    for view, margins in list(prior_views.items()):
+        views[f"{view} view alone"] = margins
+        if view == "empty scene":
+            for alpha in args.alpha or [1.0]:
+                views[f"contrast a={alpha:g} with the empty scene"] = [
+                    (1 + alpha) * c - alpha * e for c, e in zip(clean, margins, strict=True)
+                ]
+                name = f"target a={alpha:g} adaptive beta={(args.beta or [0.1])[0]:g} with the empty scene"
+                views[name] = target_margins(clean, margins, alpha, True, (args.beta or [0.1])[0])
     rows = {
         name: reliance(margins, labels, typical) | {"splits": split_scores(margins, labels, splits)}
         for name, margins in views.items()

@@ -538,17 +538,25 @@ def test_prior_reliance_pools_a_worlds_questions_and_scores_a_model(tmp_path):
         "3",
         "--out",
         str(out),
+        "--empty-scene",
     ]
     assert main(argv) == 0
     rows = json.loads(out.read_text())["rows"]
     assert {"clean", "contrast a=3", "target a=3 adaptive beta=0.1"} <= set(rows)
+    empty = {
+        "empty scene view alone",
+        "noised view alone",
+        "contrast a=3 with the empty scene",
+        "target a=3 adaptive beta=0.1 with the empty scene",
+    }
+    assert empty <= set(rows) and rows["empty scene view alone"]["n"] == rows["clean"]["n"]
     assert rows["clean"]["splits"].keys() == splits.keys()
     oracle = next(v for k, v in rows.items() if k.startswith("oracle"))
     assert abs(oracle["prior_auc"]["mean"] - 0.5) <= abs(rows["clean"]["prior_auc"]["mean"] - 0.5)
 
 
 def test_seed_select_row_names_show_every_setting():
-    from bench.seed_select import GRIDS, balance_of, draws_of, row_name
+    from bench.seed_select import GRIDS, balance_of, contrast_of, draws_of, row_name
 
     assert row_name(("all", 12, 900, 3.0, True, 1, 5200)) == "all-12/900/3/adaptive/1/5200"
     assert row_name(("all", 12, 900, 3.0, False, 2, 0, "split")) == "all-12/900/3/fixed/2/all/centred-split"
@@ -558,6 +566,9 @@ def test_seed_select_row_names_show_every_setting():
     )
     row = ("all", 12, 900, 3.0, True, 1, 5200, "split", 1.0, 4)
     assert row_name(row) == "all-12/900/3/adaptive/1/5200/centred-split/draws4" and draws_of(row) == 4
+    oracle = ("all", 12, 900, 3.0, True, 1, 5200, "rate", 1.0, 1, "answer", "oracle")
+    assert row_name(oracle) == "all-12/900/3/adaptive/1/5200/centred-rate/balanced/oracle"
+    assert contrast_of(oracle) == "oracle" and contrast_of(row) == "noised"
     assert draws_of(("all", 12, 900, 3.0, True, 1, 5200)) == 1
     row = ("all", 12, 900, 3.0, True, 1, 5200, "split", 1.0, 1, "answer")
     assert (

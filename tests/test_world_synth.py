@@ -317,6 +317,32 @@ def test_oracle_image_is_the_scene_background_without_its_objects(world, tmp_pat
         assert (real[covered] != oracle[covered]).any(axis=-1).mean() > 0.5  # the objects are gone
 
 
+def test_empty_pope_images_are_the_evaluation_images_without_their_objects(world, tmp_path):
+    """Drawn with their objects, the streams give the POPE images byte for byte; without, the same
+    background where no object covers it, and every question's image (counterfactual split too)."""
+    from seed.eval.pope import load_pope_questions
+    from seed.world.glyphs import glyph_footprint
+    from seed.world.redraw import render_empty_pope_images
+
+    same = render_empty_pope_images(world, tmp_path / "with", with_objects=True)
+    assert all((tmp_path / "with" / n).read_bytes() == (world / "images/eval" / n).read_bytes() for n in same)
+    names = render_empty_pope_images(world, tmp_path / "empty")
+    asked = {q["image"] for path in (world / "pope").glob("*.json") for q in load_pope_questions(path)}
+    assert names == same and asked <= set(names)
+    _, objects = _objects_by_image(world)
+    for name in names:
+        real = np.asarray(Image.open(world / "images/eval" / name)).astype(int)
+        empty = np.asarray(Image.open(tmp_path / "empty" / name)).astype(int)
+        covered = np.zeros(real.shape[:2], dtype=bool)
+        for obj in objects[name]:
+            x, y, px, _ = obj["bbox"]
+            fill, outline = glyph_footprint(obj["name"], px)
+            window = covered[y - 1 : y + px + 1, x - 1 : x + px + 1]
+            window |= (fill | outline)[: window.shape[0], : window.shape[1]]
+        assert covered.any() and np.array_equal(real[~covered], empty[~covered])
+        assert (real[covered] != empty[covered]).any(axis=-1).mean() > 0.5
+
+
 def test_drawn_scene_images_match_their_labels_and_chunks_equal_one_draw():
     from seed.world.redraw import draw_scene_images
     from seed.world.render import render_scene

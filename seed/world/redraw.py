@@ -1,6 +1,7 @@
 """A world drawn again: the config a world folder was made with, the whole world redrawn with other
 settings (the pretraining curriculum's grounding world, the controls' worlds), and parts of it
-redrawn in memory (stage 0's fresh images) or without their objects (the oracle contrast images).
+redrawn in memory (stage 0's fresh images) or without their objects (the oracle contrast images, the
+empty-scene probe's images).
 """
 
 from __future__ import annotations
@@ -54,6 +55,44 @@ def render_oracle_seed_images(data_dir: Path, out_dir: Path) -> list[str]:
         (out_dir / file_name).write_bytes(encode_png(draw_background(scene.kind, config.image_size, rng)))
         names.append(file_name)
     return names
+
+
+def render_empty_pope_images(data_dir: Path, out_dir: Path, with_objects: bool = False) -> list[str]:
+    """Each POPE image of a world (the sampled splits' and the counterfactual split's), redrawn without
+    its objects as ``out_dir/<same file name>``: the scene alone, from the image's own random stream,
+    as `render_oracle_seed_images` does for the SEED split (a probe of what a model answers from the
+    scene alone: `bench.prior_reliance --empty-scene`). ``with_objects`` draws the objects too (the
+    images as written, which checks the streams). Returns the file names written.
+    """
+    from seed.world.benchmarks import POPE_PER_IMAGE
+    from seed.world.render import draw_background
+    from seed.world.scene import sample_counterfactual_scene
+
+    config = world_config(data_dir)
+    annotations = json.loads((Path(data_dir) / "annotations.json").read_text())
+    evaluation = [im["file_name"] for im in sorted(annotations["images"], key=lambda im: im["id"])]
+    evaluation = [name for name in evaluation if name.startswith("eval_")]
+    n = config.n_pope_images
+    if len(evaluation) < 2 * n:
+        raise DataError(
+            Path(data_dir) / "annotations.json", f"fewer than {2 * n} evaluation images", field="images"
+        )
+    # the sampled splits' images are the first evaluation images written, the counterfactual's the last
+    streams = [("pope", i, name) for i, name in enumerate(evaluation[:n])]
+    streams += [("counterfactual", i, name) for i, name in enumerate(evaluation[-n:])]
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for stream, index, name in streams:
+        rng = _rng(config, stream, index)
+        if stream == "pope":
+            scene = sample_scene(rng, config, min_distinct=3)
+        else:
+            scene = sample_counterfactual_scene(rng, config, POPE_PER_IMAGE)
+        pixels = render_scene(scene, config.image_size, rng) if with_objects else None
+        if pixels is None:
+            pixels = draw_background(scene.kind, config.image_size, rng)
+        (out_dir / name).write_bytes(encode_png(pixels))
+    return [name for _, _, name in streams]
 
 
 def draw_scene_images(config: WorldConfig, count: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
