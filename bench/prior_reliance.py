@@ -304,27 +304,23 @@ def main(argv: list[str] | None = None) -> int:
     views = {"clean": clean, f"oracle prior removed (k={k:g})": shifted}
     for part in (0.25, 0.5, 0.75):  # part of the way: what a partial removal gains and costs per split
         views[f"oracle prior removed x{part:g}"] = oracle_correction(clean, typical, part * k)
-    if noised is not None:
+    for suffix, other in (("", noised), (" with the empty scene", empty)):  # the two contrast images
+        if other is None:
+            continue
         for alpha in args.alpha or [1.0]:
-            views[f"contrast a={alpha:g}"] = [
-                (1 + alpha) * c - alpha * n for c, n in zip(clean, noised, strict=True)
+            views[f"contrast a={alpha:g}{suffix}"] = [
+                (1 + alpha) * c - alpha * n for c, n in zip(clean, other, strict=True)
             ]
             for adaptive in (False, True):
                 for beta in args.beta or [0.1]:
-                    name = f"target a={alpha:g} {'adaptive' if adaptive else 'fixed'} beta={beta:g}"
-                    views[name] = target_margins(clean, noised, alpha, adaptive, beta)
-    prior_views = {"empty scene": empty} if empty is not None else {}
-    if empty is not None and noised is not None:
-        prior_views["noised"] = noised
-    for view, margins in list(prior_views.items()):
-        views[f"{view} view alone"] = margins
-        if view == "empty scene":
-            for alpha in args.alpha or [1.0]:
-                views[f"contrast a={alpha:g} with the empty scene"] = [
-                    (1 + alpha) * c - alpha * e for c, e in zip(clean, margins, strict=True)
-                ]
-                name = f"target a={alpha:g} adaptive beta={(args.beta or [0.1])[0]:g} with the empty scene"
-                views[name] = target_margins(clean, margins, alpha, True, (args.beta or [0.1])[0])
+                    strength = "adaptive" if adaptive else "fixed"
+                    views[f"target a={alpha:g} {strength} beta={beta:g}{suffix}"] = target_margins(
+                        clean, other, alpha, adaptive, beta
+                    )
+    if empty is not None:  # each contrast image's view alone: how much prior, how much object it carries
+        views["empty scene view alone"] = empty
+        if noised is not None:
+            views["noised view alone"] = noised
     rows = {
         name: reliance(margins, labels, typical) | {"splits": split_scores(margins, labels, splits)}
         for name, margins in views.items()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -213,8 +214,8 @@ def main() -> int:
             from seed.world.redraw import render_oracle_seed_images
 
             oracle = work / f"oracle-{pool}-{questions}"
-            if not oracle.is_dir():
-                render_oracle_seed_images(split, oracle)
+            shutil.rmtree(oracle, ignore_errors=True)  # drawn again: never a stale or partial folder
+            render_oracle_seed_images(split, oracle)
             contrast_dir = str(oracle)
         purify = dataclasses.replace(
             purify_base,

@@ -550,6 +550,9 @@ def test_prior_reliance_pools_a_worlds_questions_and_scores_a_model(tmp_path):
         "target a=3 adaptive beta=0.1 with the empty scene",
     }
     assert empty <= set(rows) and rows["empty scene view alone"]["n"] == rows["clean"]["n"]
+    # the empty scene is another image: its view differs from the clean one's and the noised one's
+    views = ("clean", "noised view alone", "empty scene view alone")
+    assert len({json.dumps(rows[v]["evidence_auc"]) + json.dumps(rows[v]["yes_share"]) for v in views}) == 3
     assert rows["clean"]["splits"].keys() == splits.keys()
     oracle = next(v for k, v in rows.items() if k.startswith("oracle"))
     assert abs(oracle["prior_auc"]["mean"] - 0.5) <= abs(rows["clean"]["prior_auc"]["mean"] - 0.5)

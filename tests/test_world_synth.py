@@ -297,8 +297,20 @@ def test_counterfactual_split_asks_atypical_present_and_typical_absent(world):
         assert len(asked) == 6 == len(set(asked))
 
 
-def test_oracle_image_is_the_scene_background_without_its_objects(world, tmp_path):
+def _covered(objects: list[dict], shape: tuple[int, int]) -> np.ndarray:
+    """(h, w) bool: the pixels the objects' glyphs (fill and outline, one pixel around) cover."""
     from seed.world.glyphs import glyph_footprint
+
+    covered = np.zeros(shape, dtype=bool)
+    for obj in objects:
+        x, y, px, _ = obj["bbox"]
+        fill, outline = glyph_footprint(obj["name"], px)
+        window = covered[y - 1 : y + px + 1, x - 1 : x + px + 1]
+        window |= (fill | outline)[: window.shape[0], : window.shape[1]]
+    return covered
+
+
+def test_oracle_image_is_the_scene_background_without_its_objects(world, tmp_path):
     from seed.world.redraw import render_oracle_seed_images
 
     names = render_oracle_seed_images(world, tmp_path / "oracle")
@@ -307,12 +319,7 @@ def test_oracle_image_is_the_scene_background_without_its_objects(world, tmp_pat
     for name in names:
         real = np.asarray(Image.open(world / "images/seed" / name)).astype(int)
         oracle = np.asarray(Image.open(tmp_path / "oracle" / name)).astype(int)
-        covered = np.zeros(real.shape[:2], dtype=bool)
-        for obj in objects[name]:
-            x, y, px, _ = obj["bbox"]
-            fill, outline = glyph_footprint(obj["name"], px)
-            window = covered[y - 1 : y + px + 1, x - 1 : x + px + 1]
-            window |= (fill | outline)[: window.shape[0], : window.shape[1]]
+        covered = _covered(objects[name], real.shape[:2])
         assert np.array_equal(real[~covered], oracle[~covered])  # the same background, pixel for pixel
         assert (real[covered] != oracle[covered]).any(axis=-1).mean() > 0.5  # the objects are gone
 
@@ -321,7 +328,6 @@ def test_empty_pope_images_are_the_evaluation_images_without_their_objects(world
     """Drawn with their objects, the streams give the POPE images byte for byte; without, the same
     background where no object covers it, and every question's image (counterfactual split too)."""
     from seed.eval.pope import load_pope_questions
-    from seed.world.glyphs import glyph_footprint
     from seed.world.redraw import render_empty_pope_images
 
     same = render_empty_pope_images(world, tmp_path / "with", with_objects=True)
@@ -333,12 +339,7 @@ def test_empty_pope_images_are_the_evaluation_images_without_their_objects(world
     for name in names:
         real = np.asarray(Image.open(world / "images/eval" / name)).astype(int)
         empty = np.asarray(Image.open(tmp_path / "empty" / name)).astype(int)
-        covered = np.zeros(real.shape[:2], dtype=bool)
-        for obj in objects[name]:
-            x, y, px, _ = obj["bbox"]
-            fill, outline = glyph_footprint(obj["name"], px)
-            window = covered[y - 1 : y + px + 1, x - 1 : x + px + 1]
-            window |= (fill | outline)[: window.shape[0], : window.shape[1]]
+        covered = _covered(objects[name], real.shape[:2])
         assert covered.any() and np.array_equal(real[~covered], empty[~covered])
         assert (real[covered] != empty[covered]).any(axis=-1).mean() > 0.5
 

@@ -1,7 +1,8 @@
 """The first answer token's yes-minus-no margin of a VLM, on the clean image and on the noised one.
 
 `first_token_margins` reads it as `seed.model.vcd.decode`'s first step does; `image_answer_bias`
-averages the noised margin over an image's existence questions ("Is there a ...?"), the answer bias
+averages the noised margin (or a given contrast image's) over an image's existence questions ("Is
+there a ...?"), the answer bias
 that ``purify.centre: image`` removes before the contrast (or finds the shift that keeps the split's
 "yes" rate, ``purify.centre: rate``). `seed.eval.probe` and
 `bench.contrast_probe` read these margins to probe a base model.

@@ -172,7 +172,8 @@ def teacher_targets(
         contrast_pixels: pixel inputs of the images to contrast with, laid out as the batch's
             ``pixel_values``; None (default) contrasts with the batch's images noised at
             ``config.noise_step``.
-        answer_shifts: ``(shifts, yes_id, no_id)``, one shift per sample: the noised view's
+        answer_shifts: ``(shifts, yes_id, no_id)``, one shift per sample: the noised view's (or the
+            contrast image's, with ``contrast_pixels``)
             yes-minus-no margin at the sample's first response token is lowered by it before the
             contrast (`seed.core.purify.shift_answer_margin`); None (default) shifts nothing.
 

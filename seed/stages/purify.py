@@ -199,9 +199,8 @@ def image_shifts(model: Any, processor: Any, data_dir: Path, samples: Sequence[S
 
     names = sorted({s.image for s in samples})
     images = {name: open_image(data_dir / IMAGES / name) for name in names}
-    others = None
-    if config.contrast_dir:  # the contrast image's margins stand for the noised view's
-        others = {name: open_image(Path(config.contrast_dir) / name) for name in names}
+    folder = Path(config.contrast_dir) if config.contrast_dir else None  # its margins stand for the noised
+    others = {name: open_image(folder / name) for name in names} if folder else None
     rows = [(s.sample_id, s.image, s.prompt) for s in samples]
     args = (config.noise_step, config.seed, config.batch_size, config.centre, config.noise_draws)
     contrast = (config.cd_alpha, config.cd_beta, config.confidence, config.adaptive)

@@ -64,6 +64,7 @@ def render_empty_pope_images(data_dir: Path, out_dir: Path, with_objects: bool =
     scene alone: `bench.prior_reliance --empty-scene`). ``with_objects`` draws the objects too (the
     images as written, which checks the streams). Returns the file names written.
     """
+    from seed.eval.mme import MME_SUBTASKS
     from seed.world.benchmarks import POPE_PER_IMAGE
     from seed.world.render import draw_background
     from seed.world.scene import sample_counterfactual_scene
@@ -73,13 +74,16 @@ def render_empty_pope_images(data_dir: Path, out_dir: Path, with_objects: bool =
     evaluation = [im["file_name"] for im in sorted(annotations["images"], key=lambda im: im["id"])]
     evaluation = [name for name in evaluation if name.startswith("eval_")]
     n = config.n_pope_images
-    if len(evaluation) < 2 * n:
+    wanted = 2 * n + len(MME_SUBTASKS) * config.n_mme_images + config.n_chair_images
+    if len(evaluation) != wanted:
         raise DataError(
-            Path(data_dir) / "annotations.json", f"fewer than {2 * n} evaluation images", field="images"
+            Path(data_dir) / "annotations.json",
+            f"{len(evaluation)} evaluation images, not the {wanted} of world.json's config",
+            field="images",
         )
     # the sampled splits' images are the first evaluation images written, the counterfactual's the last
     streams = [("pope", i, name) for i, name in enumerate(evaluation[:n])]
-    streams += [("counterfactual", i, name) for i, name in enumerate(evaluation[-n:])]
+    streams += [("counterfactual", i, name) for i, name in enumerate(evaluation[wanted - n :])]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for stream, index, name in streams:
@@ -88,8 +92,9 @@ def render_empty_pope_images(data_dir: Path, out_dir: Path, with_objects: bool =
             scene = sample_scene(rng, config, min_distinct=3)
         else:
             scene = sample_counterfactual_scene(rng, config, POPE_PER_IMAGE)
-        pixels = render_scene(scene, config.image_size, rng) if with_objects else None
-        if pixels is None:
+        if with_objects:
+            pixels = render_scene(scene, config.image_size, rng)
+        else:
             pixels = draw_background(scene.kind, config.image_size, rng)
         (out_dir / name).write_bytes(encode_png(pixels))
     return [name for _, _, name in streams]

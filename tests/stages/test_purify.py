@@ -341,6 +341,32 @@ def test_contrast_dir_replaces_the_noised_image(world, llava, tmp_path):
     assert torch.allclose(got[got_mask], want[want_mask], atol=2e-3)
 
 
+def test_rate_centring_runs_with_a_contrast_image_and_moves_only_existence_targets(world, llava, tmp_path):
+    """purify.contrast_dir with centre rate (the oracle control as `seed controls` runs it): the
+    stage runs, and its targets differ from the uncentred run's on existence questions only."""
+    from seed.model.margins import QUESTION_RE
+    from seed.world.redraw import render_oracle_seed_images
+
+    oracle = tmp_path / "oracle"
+    render_oracle_seed_images(world, oracle)
+    shards = {}
+    for centre in ("none", "rate"):
+        config = dataclasses.replace(
+            CONFIG, contrast_dir=str(oracle), centre=centre, cd_alpha=3.0, max_samples=8
+        )
+        build_targets(llava, world, tmp_path / centre, config, progress=False)
+        path = tmp_path / centre / "shard-00000.safetensors"
+        shards[centre] = (read_shard(path)[0], read_sidecar(path)["samples"])
+    assert [s["id"] for s in shards["none"][1]] == [s["id"] for s in shards["rate"][1]]
+    moved = []
+    for i, sample in enumerate(shards["none"][1]):
+        a, b = shards["none"][0][i], shards["rate"][0][i]
+        same = torch.equal(a.indices, b.indices) and torch.allclose(a.log_probs, b.log_probs)
+        moved.append((bool(QUESTION_RE.match(sample["prompt"])), not same))
+    assert any(asked and changed for asked, changed in moved)  # the shift reaches the targets
+    assert not any(changed and not asked for asked, changed in moved)  # captions are untouched
+
+
 def test_noise_draws_average_the_noised_logits_of_each_draw(run, world, llava, tmp_path):
     """purify.noise_draws = 2: the noised view is the mean of two noisings' logits (seeds 0 and 1)."""
     config = dataclasses.replace(CONFIG, noise_draws=2, max_samples=3)
