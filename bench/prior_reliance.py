@@ -12,6 +12,8 @@ first answer token's yes-minus-no margin it reports:
   is held fixed, so 0.5 means the answer does not depend on the scene; above 0.5 the model says
   "yes" more for what the scene makes likely (prior-driven), below 0.5 it has over-corrected.
 - ``yes_share`` of each cell at margin 0 (the greedy answer).
+- ``evidence_within_image``: present vs absent among the questions about the same image
+  (`within_image_auc`), where everything the image's questions share cancels.
 - ``splits``: each POPE split's greedy F1, yes-ratio and AUC.
 
 The ``oracle prior removed`` rows take the scene prior out with the world's own typical sets
@@ -113,6 +115,25 @@ def split_scores(margins: list[float], labels: list[str], splits: dict[str, list
             "auc": round(margin_auc(split_labels, [margins[i] for i in idx]), 4),
         }
     return out
+
+
+def within_image_auc(margins: list[float], labels: list[str], images: list[str]) -> float | None:
+    """P(a present object's margin > an absent one's on the *same* image), ties 1/2, pooled over images.
+
+    The image is held fixed, so what the two questions share (the image's look, its clutter, how the
+    model reads it overall) cancels; only the asked objects differ. Across-image evidence minus this
+    is what a view's image-level variation adds. None when no image has both labels.
+    """
+    by_image: dict[str, tuple[list[float], list[float]]] = {}
+    for margin, label, image in zip(margins, labels, images, strict=True):
+        by_image.setdefault(image, ([], []))[label != "yes"].append(margin)
+    wins = pairs = 0.0
+    for present, absent in by_image.values():
+        for a in present:
+            for b in absent:
+                wins += 1.0 if a > b else 0.5 if a == b else 0.0
+        pairs += len(present) * len(absent)
+    return round(wins / pairs, 4) if pairs else None
 
 
 def oracle_correction(margins: list[float], typical: list[bool], k: float) -> list[float]:
@@ -299,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         draws=args.noise_draws,
     )
     labels, typical = [q["label"] for q in questions], [q["typical"] for q in questions]
+    images_of = [q["image"] for q in questions]
     empty = empty_scene_margins(model, processor, data, questions, prompts) if args.empty_scene else None
     k, shifted = oracle_shift(clean, typical, labels)
     views = {"clean": clean, f"oracle prior removed (k={k:g})": shifted}
@@ -322,7 +344,9 @@ def main(argv: list[str] | None = None) -> int:
         if noised is not None:
             views["noised view alone"] = noised
     rows = {
-        name: reliance(margins, labels, typical) | {"splits": split_scores(margins, labels, splits)}
+        name: reliance(margins, labels, typical)
+        | {"evidence_within_image": within_image_auc(margins, labels, images_of)}
+        | {"splits": split_scores(margins, labels, splits)}
         for name, margins in views.items()
     }
     report = {"model": args.model}

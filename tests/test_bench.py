@@ -393,6 +393,19 @@ def test_reliance_against_hand_counted_pairs():
     assert set(out["n"].values()) == {2}
 
 
+def test_within_image_auc_compares_only_questions_about_the_same_image():
+    from bench.prior_reliance import within_image_auc
+
+    # image a: present 2 vs absent 1 and 2 -> 1 win + 1 tie of 2; image b: present 0 vs absent 5 -> 0 of 1
+    margins, labels = [2.0, 1.0, 2.0, 0.0, 5.0], ["yes", "no", "no", "yes", "no"]
+    images = ["a", "a", "a", "b", "b"]
+    assert within_image_auc(margins, labels, images) == round(1.5 / 3, 4)
+    assert within_image_auc(margins, labels, ["a", "b", "c", "d", "e"]) is None  # no image has both
+    # an image-level offset cancels within an image
+    offset = [m + (10.0 if i == "b" else 0.0) for m, i in zip(margins, images, strict=True)]
+    assert within_image_auc(offset, labels, images) == within_image_auc(margins, labels, images)
+
+
 def test_reliance_tells_a_yes_shift_from_a_removed_prior():
     from bench.prior_reliance import reliance
 
@@ -550,6 +563,7 @@ def test_prior_reliance_pools_a_worlds_questions_and_scores_a_model(tmp_path):
         "target a=3 adaptive beta=0.1 with the empty scene",
     }
     assert empty <= set(rows) and rows["empty scene view alone"]["n"] == rows["clean"]["n"]
+    assert all(0 <= row["evidence_within_image"] <= 1 for row in rows.values())
     # the empty scene is another image: its view differs from the clean one's and the noised one's
     views = ("clean", "noised view alone", "empty scene view alone")
     assert len({json.dumps(rows[v]["evidence_auc"]) + json.dumps(rows[v]["yes_share"]) for v in views}) == 3
