@@ -124,15 +124,20 @@ def within_image_auc(margins: list[float], labels: list[str], images: list[str])
     model reads it overall) cancels; only the asked objects differ. Across-image evidence minus this
     is what a view's image-level variation adds. None when no image has both labels.
     """
-    by_image: dict[str, tuple[list[float], list[float]]] = {}
-    for margin, label, image in zip(margins, labels, images, strict=True):
-        by_image.setdefault(image, ([], []))[label != "yes"].append(margin)
+    from seed.eval.pope import margin_auc
+
+    if not len(margins) == len(labels) == len(images):
+        raise ValueError(f"{len(margins)} margins, {len(labels)} labels, {len(images)} images")
+    by_image: dict[str, list[int]] = {}
+    for i, image in enumerate(images):
+        by_image.setdefault(image, []).append(i)
     wins = pairs = 0.0
-    for present, absent in by_image.values():
-        for a in present:
-            for b in absent:
-                wins += 1.0 if a > b else 0.5 if a == b else 0.0
-        pairs += len(present) * len(absent)
+    for idx in by_image.values():  # each image's AUC, weighted by its present-absent pairs
+        asked = [labels[i] for i in idx]
+        auc = margin_auc(asked, [margins[i] for i in idx])
+        if auc is not None:
+            count = asked.count("yes") * asked.count("no")
+            wins, pairs = wins + auc * count, pairs + count
     return round(wins / pairs, 4) if pairs else None
 
 

@@ -104,7 +104,7 @@ GRIDS = {
         ("all", 12, 900, 3.0, True, 1, 5200, "rate"),
     ],
     "oracle": [  # the oracle-prior control on the validation world: the scene without its objects as the
-        # contrast image, without centring (the control until session 23) and with the default's (rate)
+        # contrast image, without centring and with the default's (rate)
         ("all", 12, 900, 3.0, True, 1, 5200, "none", 1.0, 1, "answer", "oracle"),
         ("all", 12, 900, 3.0, True, 1, 5200, "rate", 1.0, 1, "answer", "oracle"),
     ],
